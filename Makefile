@@ -1,0 +1,50 @@
+# tbqkd — two commands on a fresh machine: `make demo` and `make test`.
+# Each creates (or reuses) .venv and installs everything from PyPI on first use.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+JOBS    ?= 2
+
+.PHONY: all venv demo test test-fast test-slow test-hdl test-cocotb lint verilog bench bitstream clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[hdl,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## The main job: an emulated link on the built-in Verilator model and the twin.
+demo: $(STAMP)
+	$(VENV)/bin/tbqkd demo
+
+## The whole test suite (soak runs excluded; see test-slow).
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+test-hdl: $(STAMP)
+	$(PY) -m pytest tests/hdl
+
+test-cocotb: $(STAMP)
+	$(PY) -m pytest tests/cocotb
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## Generated Verilog and the register map (JSON, Markdown) under build/.
+verilog: $(STAMP)
+	$(PY) -m tbqkd.hdl.build
+
+bench: $(STAMP)
+	@for b in tdc synth core; do $(VENV)/bin/tbqkd bench $$b --json; done
+
+clean:
+	rm -rf build .pytest_cache

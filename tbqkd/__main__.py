@@ -1,0 +1,3 @@
+from tbqkd.cli import main
+
+main()

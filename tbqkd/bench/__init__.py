@@ -1,0 +1,32 @@
+"""Benchmarks, one module per name: ``tbqkd bench NAME --json`` imports ``tbqkd.bench.NAME``.
+
+Each module defines ``run(quick: bool = False) -> dict`` returning one JSON-serialisable object
+with the field names its issue asks for, and a one-line module docstring shown by
+``tbqkd bench --list``. Benchmarks measure speed; tests check correctness.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+__all__ = ["available", "run"]
+
+
+def available() -> dict[str, str]:
+    """Return ``{name: first docstring line}`` for every benchmark module."""
+    names = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        names[info.name] = (module.__doc__ or "").strip().splitlines()[0]
+    return names
+
+
+def run(name: str, *, quick: bool = False) -> dict:
+    """Run the benchmark ``name`` and return its result object."""
+    if name.startswith("_") or name not in {i.name for i in pkgutil.iter_modules(__path__)}:
+        raise KeyError(name)
+    module = importlib.import_module(f"{__name__}.{name}")
+    return module.run(quick=quick)
