@@ -1,0 +1,421 @@
+"""The time-tagger: sample words in, calibrated 64-bit picosecond time tags out.
+
+Data path, one clock domain (``sync``), fully pipelined at one sample word per channel per cycle::
+
+    words ─▶ input regs ─▶ FirstEdgeEncoder ×N ─▶ ChannelGate ×N ─▶ event FIFO (one entry per
+    cycle: time base, channel mask, codes) ─▶ serialiser (one tag per cycle, channel order)
+    ─▶ calibration RAM + channel delay ─▶ output FIFO ─▶ TagFramer (TLAST) ─▶ m_axis
+
+Latency from a sample word to its tag on ``m_axis`` is 9 cycles when idle (plus the framer's
+look-ahead, see :class:`TagFramer`).
+
+Throughput and loss: every stage before the event FIFO takes all channels every cycle; the
+serialiser emits one tag per cycle. So the core sustains an aggregate of one event per cycle
+with zero loss, plus bursts up to ``fifo_depth`` cycles' worth of events. Each channel's dead
+time resets to ``n_channels`` cycles, the setting at which all channels together can just reach
+that bound. When the event FIFO is full, the events of that cycle are dropped, counted per
+channel, and flag ``STATUS.overflow``: no event is lost silently.
+
+Ordering guarantee: tags leave in order of detection cycle, and within one cycle in increasing
+channel order. Timestamps of one channel are therefore non-decreasing (mod 2^64); across
+channels, order holds up to the difference of their programmed delays plus one clock period.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, fifo, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import CAL_FRAC_BITS, CAL_WIDTH, TaggerConfig
+
+__all__ = ["popcount", "FirstEdgeEncoder", "ChannelGate", "TimeBase", "TagFramer", "Tagger",
+           "ENCODER_LATENCY"]
+
+ENCODER_LATENCY = 2
+
+
+def popcount(m: Module, bits, *, register_at: int | None = None) -> object:
+    """Balanced adder tree counting the ones of ``bits``.
+
+    ``register_at``: chunk size (a power of two) whose partial sums are registered, to split
+    a long tree into two pipeline stages. Returns the (possibly one-cycle-late) count.
+    """
+    values = [bits[i] for i in range(len(bits))]
+    level_size = 1
+    while len(values) > 1:
+        if register_at is not None and level_size == register_at:
+            regs = []
+            for v in values:
+                r = Signal(len(v) if hasattr(v, "__len__") else 1, name="popcount_part")
+                m.d.sync += r.eq(v)
+                regs.append(r)
+            values = regs
+        pairs = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
+        if len(values) % 2:
+            pairs.append(values[-1])
+        values = pairs
+        level_size *= 2
+    return values[0]
+
+
+class FirstEdgeEncoder(wiring.Component):
+    """Find the hit in one channel's sample word; registered, latency :data:`ENCODER_LATENCY`.
+
+    ``oversampling``: the code is the index of the first rising edge, including an edge at the
+    word boundary (the previous word's last sample low, this word's first sample high); other
+    rising edges in the word are counted in ``extra``. ``delay_line``: a hit is the newest
+    sample going high (previous word's last sample low); the code is ``W − popcount(word)``,
+    the position of the transition of a clean thermometer code. Counting ones instead of looking
+    for the first transition makes the encoder immune to bubbles (isolated wrong samples next to
+    the transition), the usual fault of carry-chain TDCs.
+    """
+
+    def __init__(self, width: int, kind: str) -> None:
+        if kind not in ("oversampling", "delay_line"):
+            raise ValueError(f"unknown front-end kind {kind!r}")
+        self._width = width
+        self._kind = kind
+        code_bits = max(1, (width - 1).bit_length())
+        super().__init__({
+            "word": In(width),
+            "hit": Out(1), "code": Out(code_bits), "extra": Out(code_bits + 1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        w = self._width
+        prev_last = Signal()
+        m.d.sync += prev_last.eq(self.word[w - 1])
+        if self._kind == "oversampling":
+            rising = Signal(w)
+            m.d.sync += rising.eq(self.word & ~Cat(prev_last, self.word[:-1]))
+            count = popcount(m, rising)
+            with m.If(count != 0):
+                m.d.sync += self.extra.eq(count - 1)
+            with m.Else():
+                m.d.sync += self.extra.eq(0)
+            m.d.sync += self.hit.eq(rising.any())
+            code = Signal.like(self.code)
+            for i in reversed(range(w)):
+                with m.If(rising[i]):
+                    m.d.comb += code.eq(i)
+            m.d.sync += self.code.eq(code)
+        else:
+            hit1 = Signal()
+            m.d.sync += [hit1.eq(self.word[w - 1] & ~prev_last), self.hit.eq(hit1)]
+            count = popcount(m, self.word, register_at=16 if w > 16 else None)
+            if w <= 16:  # keep the latency at two stages
+                count_q = Signal(len(count))
+                m.d.sync += count_q.eq(count)
+                count = count_q
+            m.d.sync += self.code.eq(Mux(hit1, w - count, 0))
+            m.d.sync += self.extra.eq(0)
+        return m
+
+
+class ChannelGate(wiring.Component):
+    """Enable and non-extending dead time of one channel; registered, latency 1.
+
+    An edge is accepted when the channel is enabled and at least ``dead_time`` cycles have
+    passed since its last accepted edge. ``suppressed`` is the number of edges dropped by the
+    dead time this cycle (a rejected hit plus the encoder's extra edges): 0, 1 or more.
+    """
+
+    def __init__(self, code_bits: int) -> None:
+        super().__init__({
+            "hit": In(1), "code": In(code_bits), "extra": In(code_bits + 1),
+            "enable": In(1), "dead_time": In(24),
+            "accept": Out(1), "accept_code": Out(code_bits), "suppressed": Out(code_bits + 2),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        since = Signal(24, init=(1 << 24) - 1)    # cycles since the last accepted edge
+        ready = Signal()
+        m.d.comb += ready.eq(since >= self.dead_time)
+        accept = Signal()
+        m.d.comb += accept.eq(self.hit & self.enable & ready)
+        with m.If(accept):
+            m.d.sync += since.eq(1)
+        with m.Elif(since != (1 << 24) - 1):
+            m.d.sync += since.eq(since + 1)
+        m.d.sync += [
+            self.accept.eq(accept),
+            self.accept_code.eq(self.code),
+            self.suppressed.eq(Mux(self.enable,
+                                   self.extra + (self.hit & ~ready), 0)),
+        ]
+        return m
+
+
+class TimeBase(wiring.Component):
+    """Coarse cycle counter and the exact time base ``floor(cycle × num / den)`` in ps.
+
+    Each cycle adds ``num // den`` ps and carries ``num % den`` into a remainder; when the
+    remainder reaches ``den`` one more picosecond is added. ``preload`` loads all three (a test
+    hook, and a way to align the time base to an external epoch).
+    """
+
+    def __init__(self, config: TaggerConfig) -> None:
+        self._config = config
+        super().__init__({
+            "preload": In(1), "preload_cycle": In(64), "preload_time": In(64),
+            "preload_rem": In(16),
+            "cycle": Out(64), "time": Out(64), "rem": Out(16),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        c = self._config
+        with m.If(self.preload):
+            m.d.sync += [self.cycle.eq(self.preload_cycle), self.time.eq(self.preload_time),
+                         self.rem.eq(self.preload_rem)]
+        with m.Else():
+            m.d.sync += self.cycle.eq(self.cycle + 1)
+            if c.period_den == 1:
+                m.d.sync += self.time.eq(self.time + c.period_int_ps)
+            else:
+                wrap = Signal()
+                m.d.comb += wrap.eq(self.rem >= c.period_den - c.period_rem)
+                with m.If(wrap):
+                    m.d.sync += [self.time.eq(self.time + c.period_int_ps + 1),
+                                 self.rem.eq(self.rem + c.period_rem - c.period_den)]
+                with m.Else():
+                    m.d.sync += [self.time.eq(self.time + c.period_int_ps),
+                                 self.rem.eq(self.rem + c.period_rem)]
+        return m
+
+
+def tag_layout() -> data.StructLayout:
+    """The 128-bit tag, from the shared definition :data:`tbqkd.hdl.records.TAG`."""
+    from .layouts import struct_layout
+    from .records import TAG
+    return struct_layout(TAG)
+
+
+class TagFramer(wiring.Component):
+    """Puts 128-bit tags on an AXI4-Stream with TLAST framing that an AXI DMA accepts.
+
+    TLAST marks every ``frame_words``-th tag, and also the last tag sent before the stream goes
+    idle for ``flush_cycles`` cycles (or when ``flush`` is pulsed), so a DMA transfer always
+    completes. To know whether a tag is the last one, the framer holds one tag back until the
+    next arrives or the idle time expires. Throughput one tag per cycle; TVALID/TDATA/TLAST stay
+    stable until TREADY (AXI4-Stream rules).
+    """
+
+    def __init__(self) -> None:
+        super().__init__({
+            "i_data": In(128), "i_valid": In(1), "i_ready": Out(1),
+            "frame_words": In(16), "flush_cycles": In(24), "flush": In(1),
+            "tdata": Out(128), "tvalid": Out(1), "tready": In(1), "tlast": Out(1),
+            "sent": Out(1), "sent_last": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        held = Signal(128)
+        held_valid = Signal()
+        frame_count = Signal(16)
+        idle = Signal(24)
+        flush_pending = Signal()
+
+        transfer = Signal()
+        m.d.comb += transfer.eq(self.tvalid & self.tready)
+        m.d.comb += [self.sent.eq(transfer), self.sent_last.eq(transfer & self.tlast)]
+        with m.If(transfer):
+            m.d.sync += self.tvalid.eq(0)
+            m.d.sync += frame_count.eq(Mux(self.tlast, 0, frame_count + 1))
+        can_load = Signal()
+        m.d.comb += can_load.eq(~self.tvalid | transfer)
+        frame_limit = Signal(16)
+        m.d.comb += frame_limit.eq(Mux(self.frame_words == 0, 0, self.frame_words - 1))
+        # frame_count as it will be when the next tag is loaded
+        count_next = Signal(16)
+        m.d.comb += count_next.eq(Mux(transfer, Mux(self.tlast, 0, frame_count + 1),
+                                      frame_count))
+        with m.If(self.flush):
+            m.d.sync += flush_pending.eq(1)
+
+        with m.If(held_valid & can_load):
+            end_frame = count_next >= frame_limit
+            timed_out = (idle >= self.flush_cycles) | flush_pending | self.flush
+            with m.If(end_frame | self.i_valid | timed_out):
+                last = end_frame | ~self.i_valid
+                m.d.sync += [self.tdata.eq(held), self.tvalid.eq(1), self.tlast.eq(last),
+                             idle.eq(0)]
+                with m.If(last):
+                    m.d.sync += flush_pending.eq(0)
+                m.d.comb += self.i_ready.eq(1)
+                m.d.sync += [held.eq(self.i_data), held_valid.eq(self.i_valid)]
+            with m.Else():
+                m.d.sync += idle.eq(Mux(idle.all(), idle, idle + 1))
+        with m.Elif(~held_valid):
+            m.d.comb += self.i_ready.eq(1)
+            m.d.sync += [held.eq(self.i_data), held_valid.eq(self.i_valid), idle.eq(0)]
+            with m.If(~self.i_valid):
+                m.d.sync += flush_pending.eq(0)
+        return m
+
+
+class Tagger(wiring.Component):
+    """The time-tagger of :class:`TaggerConfig` ``config`` (see the module docstring).
+
+    Ports: ``words`` (one ``W``-bit sample word per channel per cycle), the register-facing
+    controls and counters, and the framed tag stream (``tdata``/``tvalid``/``tready``/``tlast``).
+    The calibration table is written through ``cal_we``/``cal_channel``/``cal_code``/``cal_fine``
+    while tagging continues (a true dual-port RAM: the lookup never stalls).
+    """
+
+    def __init__(self, config: TaggerConfig) -> None:
+        self._config = config
+        n, w, cb = config.n_channels, config.word_width, config.code_bits
+        super().__init__({
+            "words": In(data.ArrayLayout(unsigned(w), n)),
+            # controls
+            "run": In(1), "enable": In(n), "delay_ps": In(data.ArrayLayout(unsigned(32), n)),
+            "dead_time": In(data.ArrayLayout(unsigned(24), n)),
+            "clear_counters": In(1), "preload": In(1), "preload_cycle": In(64),
+            "preload_time": In(64), "preload_rem": In(16),
+            "cal_we": In(1), "cal_channel": In(5), "cal_code": In(cb),
+            "cal_fine": In(CAL_WIDTH),
+            "frame_words": In(16), "flush_cycles": In(24), "flush": In(1),
+            # status and counters
+            "cycle": Out(64), "time": Out(64),
+            "events": Out(data.ArrayLayout(unsigned(64), n)),
+            "suppressed": Out(data.ArrayLayout(unsigned(64), n)),
+            "dropped": Out(data.ArrayLayout(unsigned(64), n)),
+            "overflow": Out(n),
+            "tags_out": Out(64), "frames_out": Out(64),
+            # tag stream
+            "tdata": Out(128), "tvalid": Out(1), "tready": In(1), "tlast": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        c = self._config
+        n, w, cb = c.n_channels, c.word_width, c.code_bits
+
+        m.submodules.time_base = tb = TimeBase(c)
+        m.d.comb += [tb.preload.eq(self.preload), tb.preload_cycle.eq(self.preload_cycle),
+                     tb.preload_time.eq(self.preload_time), tb.preload_rem.eq(self.preload_rem),
+                     self.cycle.eq(tb.cycle), self.time.eq(tb.time)]
+
+        # Stage 0: register the sample words with the time base of their cycle.
+        words_q = Signal.like(self.words)
+        time_pipe = [Signal(64, name=f"time_s{i}") for i in range(ENCODER_LATENCY + 2)]
+        m.d.sync += [words_q.eq(self.words), time_pipe[0].eq(tb.time)]
+        for a, b in zip(time_pipe, time_pipe[1:]):
+            m.d.sync += b.eq(a)
+
+        # Stages 1..3: encoders and gates.
+        accept = Signal(n)
+        codes = [Signal(cb, name=f"code{ch}") for ch in range(n)]
+        for ch in range(n):
+            enc = FirstEdgeEncoder(w, c.frontend)
+            gate = ChannelGate(cb)
+            m.submodules[f"encoder{ch}"] = enc
+            m.submodules[f"gate{ch}"] = gate
+            m.d.comb += [
+                enc.word.eq(words_q[ch]),
+                gate.hit.eq(enc.hit), gate.code.eq(enc.code), gate.extra.eq(enc.extra),
+                gate.enable.eq(self.enable[ch] & self.run),
+                gate.dead_time.eq(self.dead_time[ch]),
+                accept[ch].eq(gate.accept), codes[ch].eq(gate.accept_code),
+            ]
+            with m.If(self.clear_counters):
+                m.d.sync += self.suppressed[ch].eq(0)
+            with m.Else():
+                m.d.sync += self.suppressed[ch].eq(self.suppressed[ch] + gate.suppressed)
+        event_time = time_pipe[-1]
+
+        # The event FIFO: one entry per cycle that has at least one accepted event.
+        entry = data.StructLayout({"time": 64, "mask": n, "codes": data.ArrayLayout(cb, n)})
+        m.submodules.events = ev_fifo = fifo.SyncFIFOBuffered(
+            width=entry.size, depth=c.fifo_depth)
+        push = Signal(entry)
+        m.d.comb += [push.time.eq(event_time), push.mask.eq(accept)]
+        for ch in range(n):
+            m.d.comb += push.codes[ch].eq(codes[ch])
+        m.d.comb += [ev_fifo.w_data.eq(push), ev_fifo.w_en.eq(accept.any())]
+        full = ~ev_fifo.w_rdy
+        for ch in range(n):
+            with m.If(self.clear_counters):
+                m.d.sync += [self.events[ch].eq(0), self.dropped[ch].eq(0)]
+            with m.Elif(accept[ch] & full):
+                m.d.sync += self.dropped[ch].eq(self.dropped[ch] + 1)
+            with m.Elif(accept[ch]):
+                m.d.sync += self.events[ch].eq(self.events[ch] + 1)
+        m.d.comb += self.overflow.eq(Mux(full, accept, 0))
+
+        # Serialiser: the head entry's events, one per cycle, lowest channel first. It issues
+        # only when the output FIFO has room for everything in flight (credit), so the
+        # calibration pipeline never has to stall.
+        out_depth = 8
+        m.submodules.out = out_fifo = fifo.SyncFIFOBuffered(width=128, depth=out_depth)
+        head = Signal(entry)
+        m.d.comb += head.eq(ev_fifo.r_data)
+        done_mask = Signal(n)
+        remaining = Signal(n)
+        m.d.comb += remaining.eq(head.mask & ~done_mask)
+        sel = Signal(range(n))
+        for ch in reversed(range(n)):
+            with m.If(remaining[ch]):
+                m.d.comb += sel.eq(ch)
+        only_one = Signal()
+        m.d.comb += only_one.eq((remaining & (remaining - 1)) == 0)
+        valid1, valid2 = Signal(), Signal()
+        in_flight = Signal(range(out_depth + 3))
+        m.d.comb += in_flight.eq(out_fifo.level + valid1 + valid2)
+        issue = Signal()
+        m.d.comb += issue.eq(ev_fifo.r_rdy & (in_flight < out_depth))
+        with m.If(issue):
+            with m.If(only_one):
+                m.d.comb += ev_fifo.r_en.eq(1)
+                m.d.sync += done_mask.eq(0)
+            with m.Else():
+                m.d.sync += done_mask.eq(done_mask | (1 << sel))
+
+        # Calibration lookup (stage L1) and timestamp assembly (stage L2).
+        m.submodules.cal = cal = memory.Memory(shape=CAL_WIDTH, depth=n << cb, init=[])
+        cal_w = cal.write_port()
+        cal_r = cal.read_port(transparent_for=(cal_w,))
+        m.d.comb += [cal_w.addr.eq(Cat(self.cal_code, self.cal_channel[:c.channel_bits])),
+                     cal_w.data.eq(self.cal_fine),
+                     cal_w.en.eq(self.cal_we & (self.cal_channel < n))]
+        head_codes = Array(head.codes[ch] for ch in range(n))
+        delays = Array(self.delay_ps[ch] for ch in range(n))
+        m.d.comb += cal_r.addr.eq(Cat(head_codes[sel], sel))
+        base1 = Signal(64)
+        chan1, code1 = Signal(8), Signal(cb)
+        m.d.sync += [valid1.eq(issue), chan1.eq(sel), code1.eq(head_codes[sel]),
+                     base1.eq(head.time + delays[sel].as_signed())]
+        fine = cal_r.data
+        ts2 = Signal(64)
+        chan2, code2 = Signal(8), Signal(cb)
+        m.d.sync += [valid2.eq(valid1), chan2.eq(chan1), code2.eq(code1),
+                     ts2.eq(base1 + (fine >> CAL_FRAC_BITS) + fine[CAL_FRAC_BITS - 1])]
+        from .records import TAG
+        offsets = TAG.offsets
+        tag = Signal(128)
+        m.d.comb += [tag[offsets["timestamp"]:offsets["timestamp"] + 64].eq(ts2),
+                     tag[offsets["channel"]:offsets["channel"] + 8].eq(chan2),
+                     tag[offsets["code"]:offsets["code"] + 8].eq(code2)]
+        m.d.comb += [out_fifo.w_data.eq(tag), out_fifo.w_en.eq(valid2)]
+
+        # Framing onto the AXI4-Stream.
+        m.submodules.framer = framer = TagFramer()
+        m.d.comb += [
+            framer.i_data.eq(out_fifo.r_data), framer.i_valid.eq(out_fifo.r_rdy),
+            out_fifo.r_en.eq(framer.i_ready),
+            framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
+            framer.flush.eq(self.flush),
+            self.tdata.eq(framer.tdata), self.tvalid.eq(framer.tvalid),
+            self.tlast.eq(framer.tlast), framer.tready.eq(self.tready),
+        ]
+        with m.If(self.clear_counters):
+            m.d.sync += [self.tags_out.eq(0), self.frames_out.eq(0)]
+        with m.Else():
+            m.d.sync += [self.tags_out.eq(self.tags_out + framer.sent),
+                         self.frames_out.eq(self.frames_out + framer.sent_last)]
+        return m
