@@ -165,6 +165,6 @@ class TaggerModel:
         base = self.time_at(cycle[idx])
         delay = np.array(s.delay_ps, dtype=np.int64)[chan[idx]]
         timestamp = np.array([(int(b) + int(f) + int(d)) & _MASK64
-                              for b, f, d in zip(base, fine, delay)], dtype=np.uint64)
+                              for b, f, d in zip(base, fine, delay, strict=True)], dtype=np.uint64)
         return TagResult(timestamp, chan[idx].astype(np.uint8), code[idx], cycle[idx],
                          events, suppressed)

@@ -305,7 +305,7 @@ class Tagger(wiring.Component):
         words_q = Signal.like(self.words)
         time_pipe = [Signal(64, name=f"time_s{i}") for i in range(ENCODER_LATENCY + 2)]
         m.d.sync += [words_q.eq(self.words), time_pipe[0].eq(tb.time)]
-        for a, b in zip(time_pipe, time_pipe[1:]):
+        for a, b in zip(time_pipe, time_pipe[1:], strict=False):
             m.d.sync += b.eq(a)
 
         # Stages 1..3: encoders and gates.
