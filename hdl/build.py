@@ -39,9 +39,14 @@ def generate_verilog(config: TaggerConfig, *, primitives: str = "none",
 
 def verilog_for(config: TaggerConfig, build_dir: Path | None = None, *,
                 primitives: str = "none") -> Path:
-    """Path of the generated Verilog for ``config``, generating it if needed (cached by hash)."""
+    """Path of the generated Verilog for ``config``, generating it if needed.
+
+    Cached under a hash of the configuration and of the gateware sources.
+    """
     build_dir = Path(build_dir or DEFAULT_BUILD_DIR)
     key = hashlib.sha256(repr((sorted(config.as_dict().items()), primitives)).encode())
+    for source in sorted(Path(__file__).resolve().parent.glob("*.py")):  # the gateware itself
+        key.update(source.read_bytes())
     path = build_dir / f"{TOP_NAME}_{key.hexdigest()[:12]}" / f"{TOP_NAME}.v"
     if not path.exists():
         write_if_changed(path, generate_verilog(config, primitives=primitives))

@@ -120,7 +120,8 @@ class TaggerModel:
         ``time0 + floor((rem0 + k·num) / den)``.
         """
         c = self.config
-        k = [int(x) - self._cycle_offset for x in np.asarray(cycle).ravel()]
+        # Cycle numbers may be given as int64 views of the 64-bit counter: count modulo 2^64.
+        k = [(int(x) - self._cycle_offset) & _MASK64 for x in np.asarray(cycle).ravel()]
         t = [(self._time_offset + (self._rem_offset + kk * c.period_num) // c.period_den)
              & _MASK64 for kk in k]
         return np.array(t, dtype=np.uint64)

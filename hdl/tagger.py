@@ -198,8 +198,10 @@ class TagFramer(wiring.Component):
     """Puts 128-bit tags on an AXI4-Stream with TLAST framing that an AXI DMA accepts.
 
     TLAST marks every ``frame_words``-th tag, and also the last tag sent before the stream goes
-    idle for ``flush_cycles`` cycles (or when ``flush`` is pulsed), so a DMA transfer always
-    completes. To know whether a tag is the last one, the framer holds one tag back until the
+    idle for ``flush_cycles`` cycles, so a DMA transfer always completes. A ``flush`` pulse
+    closes the frame as soon as every tag already in the core has been sent: the framer waits
+    until ``upstream_empty`` (nothing left in the tagger's pipeline and FIFOs) and marks the
+    last tag. To know whether a tag is the last one, the framer holds one tag back until the
     next arrives or the idle time expires. Throughput one tag per cycle; TVALID/TDATA/TLAST stay
     stable until TREADY (AXI4-Stream rules).
     """
@@ -208,6 +210,7 @@ class TagFramer(wiring.Component):
         super().__init__({
             "i_data": In(128), "i_valid": In(1), "i_ready": Out(1),
             "frame_words": In(16), "flush_cycles": In(24), "flush": In(1),
+            "upstream_empty": In(1),
             "tdata": Out(128), "tvalid": Out(1), "tready": In(1), "tlast": Out(1),
             "sent": Out(1), "sent_last": Out(1),
         })
@@ -239,7 +242,8 @@ class TagFramer(wiring.Component):
 
         with m.If(held_valid & can_load):
             end_frame = count_next >= frame_limit
-            timed_out = (idle >= self.flush_cycles) | flush_pending | self.flush
+            flushing = flush_pending & self.upstream_empty
+            timed_out = (idle >= self.flush_cycles) | flushing
             with m.If(end_frame | self.i_valid | timed_out):
                 last = end_frame | ~self.i_valid
                 m.d.sync += [self.tdata.eq(held), self.tvalid.eq(1), self.tlast.eq(last),
@@ -253,8 +257,6 @@ class TagFramer(wiring.Component):
         with m.Elif(~held_valid):
             m.d.comb += self.i_ready.eq(1)
             m.d.sync += [held.eq(self.i_data), held_valid.eq(self.i_valid), idle.eq(0)]
-            with m.If(~self.i_valid):
-                m.d.sync += flush_pending.eq(0)
         return m
 
 
@@ -307,6 +309,11 @@ class Tagger(wiring.Component):
         m.d.sync += [words_q.eq(self.words), time_pipe[0].eq(tb.time)]
         for a, b in zip(time_pipe, time_pipe[1:], strict=False):
             m.d.sync += b.eq(a)
+        # Which of the stages before the event FIFO may hold a hit (for the framer's flush).
+        words_busy = Signal()
+        m.d.comb += words_busy.eq(Cat(*(words_q[ch].any() for ch in range(n))).any())
+        busy_pipe = Signal(ENCODER_LATENCY + 1)
+        m.d.sync += busy_pipe.eq(Cat(words_busy, busy_pipe[:-1]))
 
         # Stages 1..3: encoders and gates.
         accept = Signal(n)
@@ -410,6 +417,9 @@ class Tagger(wiring.Component):
             out_fifo.r_en.eq(framer.i_ready),
             framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
             framer.flush.eq(self.flush),
+            framer.upstream_empty.eq(~words_busy & ~busy_pipe.any() & ~accept.any()
+                                     & (ev_fifo.level == 0) & ~valid1 & ~valid2
+                                     & (out_fifo.level == 0)),
             self.tdata.eq(framer.tdata), self.tvalid.eq(framer.tvalid),
             self.tlast.eq(framer.tlast), framer.tready.eq(self.tready),
         ]

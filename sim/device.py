@@ -49,12 +49,12 @@ class VerilatorDevice(Device):
              seed: int = 0, drain: bool = False) -> RunResult:
         """Clock the core for ``cycles`` cycles driving ``words``; collect its tags.
 
-        ``drain``: keep clocking after the last word until the core has been quiet for longer
-        than its flush time-out, so every tag has left (up to ``cycles``).
+        ``drain``: after ``cycles`` worth of words, keep clocking until the core has been quiet
+        for longer than its flush time-out, so every tag has left.
         """
         idle = self.read("FLUSH_CYCLES") + 64 if drain else 0
-        result = self.model.run(cycles, words, ready_percent=ready_percent, seed=seed,
-                                idle_limit=idle)
+        result = self.model.run(cycles + 2 * idle, words, ready_percent=ready_percent,
+                                seed=seed, idle_limit=idle)
         if result.words_skipped:
             raise DeviceError(f"{result.words_skipped} sample words were scheduled for cycles "
                               "that had already passed")

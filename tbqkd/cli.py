@@ -50,9 +50,32 @@ def bench(name: str = typer.Argument("", help="benchmark name (see --list)"),
 def demo(cycles: int = typer.Option(200_000, help="clock cycles of tagger time to run"),
          seed: int = typer.Option(1, help="random seed")) -> None:
     """The main job: run the core on the Verilator model with simulated clicks."""
-    from tbqkd.host.demo import run_demo
+    from tbqkd.demo import run_demo
 
     run_demo(cycles=cycles, seed=seed)
+
+
+@app.command()
+def twin(scenario: str = typer.Option("paper-120km", help="scenario name or .toml path"),
+         duration: float = typer.Option(..., help="link time to simulate (s)"),
+         out: str = typer.Option(..., help="events file to write (.npz, see docs/TWIN.md)"),
+         distance_km: float = typer.Option(None, "--distance-km", help="override fibre length"),
+         seed: int = typer.Option(0, help="random seed"),
+         chunk_s: float = typer.Option(1.0, "--chunk-s", help="chunk length (s of link time)"),
+         plot: str = typer.Option(None, help="also draw arrival-time histograms to FILE.png")
+         ) -> None:
+    """Run the digital twin of the optics and write its detection events to a file."""
+    from tbqkd.sim.twin import Scenario, ScenarioError
+    from tbqkd.sim.twin.io import simulate_to_file
+
+    try:
+        overrides = {} if distance_km is None else {"distance_km": distance_km}
+        link = Scenario.load(scenario, **overrides)
+        summary = simulate_to_file(link, duration, out, seed=seed, chunk_s=chunk_s, plot=plot)
+    except (ScenarioError, OSError) as error:
+        fail(str(error))
+    lost = sum(summary["lost_dead_time"])
+    typer.echo(f"{summary['events']} events ({lost} lost to dead time) written to {out}")
 
 
 def main() -> None:

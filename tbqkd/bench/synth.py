@@ -1,0 +1,30 @@
+"""Synthesis: xc7z020 resources (Yosys synth_xilinx) and ECP5-85 fmax (nextpnr-ecp5)."""
+
+from __future__ import annotations
+
+import time
+
+from tbqkd.hdl.config import TaggerConfig
+from tbqkd.hdl.synth import ecp5_fmax, xilinx_utilisation
+
+#: xc7z020 (PYNQ-Z2) capacity, for the percentages.
+XC7Z020 = {"luts": 53_200, "ffs": 106_400, "brams": 140, "dsps": 220}
+
+
+def run(quick: bool = False) -> dict:
+    config = TaggerConfig()                 # 4 detectors + reference, 256-tap delay line
+    started = time.perf_counter()
+    xc7 = xilinx_utilisation(config)
+    xilinx_s = time.perf_counter() - started
+    fmax = None if quick else ecp5_fmax(config)
+    return {
+        "design": "tbqkd_rx (tagger), 5 channels, delay_line W=256, front-end primitives "
+                  "excluded",
+        "luts": xc7.luts, "ffs": xc7.ffs, "brams": xc7.brams, "dsps": xc7.dsps,
+        "brams_percent": round(100 * xc7.brams / XC7Z020["brams"], 1),
+        "luts_percent": round(100 * xc7.luts / XC7Z020["luts"], 1),
+        "fmax_mhz": fmax,
+        "fmax_part": "LFE5U-85F-8 (CABGA756), nextpnr-ecp5, seed 1",
+        "xilinx_part": "xc7z020 (Yosys synth_xilinx -family xc7)",
+        "wall_s": round(time.perf_counter() - started, 1), "xilinx_wall_s": round(xilinx_s, 1),
+    }
