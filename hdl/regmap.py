@@ -119,8 +119,10 @@ class Register:
         word = 0
         for f in self.fields:
             v = values.get(f.name, f.reset)
-            if f.signed and v < 0:
-                v += 1 << f.width
+            if f.signed and -(1 << (f.width - 1)) <= v < (1 << (f.width - 1)):
+                v &= (1 << f.width) - 1
+            elif f.signed:
+                v = -1                      # out of the signed range: rejected below
             if not 0 <= v < (1 << f.width):
                 raise RegisterMapError(
                     f"{self.name}.{f.name}: value {values.get(f.name)} does not fit in "
