@@ -43,28 +43,19 @@ def run(quick: bool = False) -> dict:
     ``detections_per_s`` runs the paper scenario at 0 km (about 6e6 detections per second
     of link time), so the generator is measured rather than the skipping of empty slots. The
     six-hour run is a separate process, so ``peak_rss_mb`` is its own peak memory (chunks of
-    10 s of link time); its photon-routing kernel uses numba's threads (the result does not
-    depend on their number). ``quick`` runs two minutes of link time and scales the time up. The
-    ``*_cpu_*`` figures use process CPU time (all threads): on a shared machine they show what
-    free cores would do.
+    10 s of link time). Everything runs on one core. ``quick`` runs two minutes of link time
+    and scales the time up. The ``*_cpu_*`` figures use process CPU time: on a shared machine
+    they show what a free core would do.
     """
-    import numba
-
     from tbqkd.sim.twin import Scenario
 
     dense = Scenario.load("paper-120km", distance_km=0.0)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)  # one core
-    try:
-        _generate(dense, 0.01, 0.01)  # compile or load the kernels
-        rates, cpu_rates = [], []
-        for seed in (1, 2, 3):
-            events, seconds, cpu_seconds = _generate(dense, 0.05 if quick else 0.5, 0.05,
-                                                     seed=seed)
-            rates.append(events / seconds)
-            cpu_rates.append(events / cpu_seconds)
-    finally:
-        numba.set_num_threads(threads)
+    _generate(dense, 0.01, 0.01)  # compile or load the kernels
+    rates, cpu_rates = [], []
+    for seed in (1, 2, 3):
+        events, seconds, cpu_seconds = _generate(dense, 0.05 if quick else 0.5, 0.05, seed=seed)
+        rates.append(events / seconds)
+        cpu_rates.append(events / cpu_seconds)
     rates.sort()
     cpu_rates.sort()
     duration_s = 120.0 if quick else SIX_HOURS_S
@@ -82,6 +73,5 @@ def run(quick: bool = False) -> dict:
         "six_hour_events": round(result["events"] * scale),
         "six_hour_extrapolated": quick,
         "peak_rss_mb": round(peak_kb / 1024, 1),
-        "six_hour_threads": threads,
         "chunk_s": CHUNK_S,
     }

@@ -65,3 +65,9 @@ def test_exports():
     md = regmap.to_markdown()
     for reg in regmap:
         assert f"`{reg.name}`" in md
+
+
+def test_register_doc_is_current():
+    from tbqkd.hdl.build import REGISTERS_DOC, registers_markdown
+    assert REGISTERS_DOC.read_text() == registers_markdown(), \
+        "docs/REGISTERS.md is stale: run `python -m tbqkd.hdl.build --docs`"

@@ -1,0 +1,72 @@
+"""Blind LDPC reconciliation: correctness, framing, leakage accounting, property tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tbqkd.host.ec import binary_entropy, make_reconciler
+from tbqkd.host.ec.ldpc import LdpcOptions, plan_frames
+from tbqkd.host.protocol import run_in_memory
+
+
+def reconcile(alice_key, bob_key, qber, seed=5, **options):
+    options.setdefault("private_seed", 99)
+    alice = make_reconciler("ldpc", "alice", alice_key, qber, seed=seed, **options)
+    bob = make_reconciler("ldpc", "bob", bob_key, qber, seed=seed, **options)
+    return run_in_memory(alice, bob)
+
+
+@pytest.mark.parametrize("qber", [0.02, 0.05, 0.10])
+def test_corrects_every_error(qber, noisy_pair):
+    alice_key, bob_key = noisy_pair(20_000, qber, seed=int(qber * 1000))
+    res_a, res_b, messages = reconcile(alice_key, bob_key, qber)
+    assert res_a.success and res_b.success
+    np.testing.assert_array_equal(res_b.key, alice_key)
+    assert res_b.errors_corrected == int((alice_key ^ bob_key).sum())
+    assert res_a.leaked_bits == res_b.leaked_bits
+    assert res_b.messages == messages
+    f = res_b.leaked_bits / (alice_key.size * binary_entropy(qber))
+    assert 1.0 < f < 1.55
+
+
+def test_leakage_is_syndrome_net_of_padding_plus_reveals_and_status(noisy_pair):
+    alice_key, bob_key = noisy_pair(8000, 0.04, seed=2)
+    options = LdpcOptions(private_seed=1)
+    plan = plan_frames(8000, 0.04, options)
+    res_a, res_b, messages = reconcile(alice_key, bob_key, 0.04, private_seed=1)
+    status_messages = messages // 2
+    reveals = sum(plan.reveal_counts()[: status_messages - 1])
+    expected_alice = plan.frames * (plan.n_checks - plan.punctured + reveals) + 32
+    assert res_b.leaked_bits_alice == expected_alice
+    # Bob: one status bit per pending frame per attempt, plus the final confirmation bit.
+    assert res_b.leaked_bits == expected_alice + status_messages * plan.frames + 1
+
+
+def test_key_split_into_frames_with_zero_padding(noisy_pair):
+    alice_key, bob_key = noisy_pair(25_003, 0.03, seed=4)
+    res_a, res_b, _ = reconcile(alice_key, bob_key, 0.03, max_frame_bits=10_000,
+                                min_frame_bits=4096)
+    plan = plan_frames(25_003, 0.03, LdpcOptions(max_frame_bits=10_000, min_frame_bits=4096))
+    assert plan.frames == 3 and plan.frames * plan.frame_bits > 25_003
+    assert res_b.success
+    np.testing.assert_array_equal(res_b.key, alice_key)
+
+
+def test_hopeless_error_rate_reports_failure(noisy_pair):
+    alice_key, bob_key = noisy_pair(4000, 0.25, seed=8)
+    res_a, res_b, _ = reconcile(alice_key, bob_key, 0.02)
+    assert not res_b.success and not res_a.success
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 4000), error_rate=st.floats(0.0, 0.2),
+       qber=st.floats(0.005, 0.15), seed=st.integers(0, 2**31 - 1))
+def test_property_success_means_equal_keys(n, error_rate, qber, seed, noisy_pair):
+    alice_key, bob_key = noisy_pair(n, error_rate, seed)
+    res_a, res_b, _ = reconcile(alice_key, bob_key, qber, seed=seed % 7)
+    assert res_a.success == res_b.success
+    assert res_a.leaked_bits == res_b.leaked_bits
+    if res_b.success:
+        np.testing.assert_array_equal(res_b.key, alice_key)
