@@ -25,7 +25,8 @@ from amaranth.lib.wiring import In, Out
 
 from .regmap import RegisterMap
 
-__all__ = ["AXI4LiteSignature", "RegisterBank", "RESP_OKAY", "RESP_SLVERR"]
+__all__ = ["AXI4LiteSignature", "RegisterBank", "forward_flat_axi4lite", "RESP_OKAY",
+           "RESP_SLVERR"]
 
 RESP_OKAY = 0b00
 RESP_SLVERR = 0b10
@@ -40,6 +41,17 @@ def AXI4LiteSignature(addr_width: int) -> wiring.Signature:  # noqa: N802 (a sig
         "araddr": In(addr_width), "arprot": In(3), "arvalid": In(1), "arready": Out(1),
         "rdata": Out(32), "rresp": Out(2), "rvalid": Out(1), "rready": In(1),
     })
+
+
+def forward_flat_axi4lite(m: Module, outer, inner, addr_width: int, *,
+                          prefix: str = "s_axi_") -> None:
+    """Connect flat top-level ports ``<prefix><name>`` of ``outer`` to ``inner``'s AXI4-Lite
+    members of the same names (``inner`` is a subordinate port or flat ports of a child)."""
+    for name, member in AXI4LiteSignature(addr_width).members.items():
+        port = getattr(outer, f"{prefix}{name}")
+        child = getattr(inner, name) if hasattr(inner, name) else \
+            getattr(inner, f"{prefix}{name}")
+        m.d.comb += child.eq(port) if member.flow == In else port.eq(child)
 
 
 class RegisterBank(wiring.Component):

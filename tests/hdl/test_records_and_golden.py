@@ -4,9 +4,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
-from tbqkd.hdl.golden import TaggerModel, TaggerSettings, encode_words, ideal_calibration
 from tbqkd.hdl.config import TaggerConfig
+from tbqkd.hdl.golden import TaggerModel, TaggerSettings, encode_words, ideal_calibration
 from tbqkd.hdl.layouts import struct_layout
 from tbqkd.hdl.records import TAG
 from tbqkd.sim.frontend import DelayLineFrontend, OversamplingFrontend, SampleWords

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from tbqkd.hdl.config import TaggerConfig, tagger_regmap
 from tbqkd.hdl.regmap import MAGIC, Field, Register, RegisterMap, RegisterMapError
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from tbqkd.host.tdc_calibration import CalibrationError, code_density
 
 

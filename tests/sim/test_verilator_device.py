@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from tbqkd.hdl.config import TaggerConfig, tagger_regmap
 from tbqkd.hdl.golden import TaggerModel, TaggerSettings, ideal_calibration
 from tbqkd.host.device import DeviceError, DeviceMismatch

@@ -1,0 +1,135 @@
+"""SNSPD effects applied to the merged event list: dark counts, dead time, afterpulsing.
+
+Dark counts are a Poisson process per detector, drawn per time window. Dead time is applied per
+channel on the time-ordered merged list (photons, darks, afterpulses alike): an event closer than
+``dead_time`` to the previous *registered* event of its channel is lost. After each registered
+event an afterpulse follows with probability ``p`` at ``t + dead_time + Exp(mean delay)``; at most
+one afterpulse is pending per detector (a trap releases once), afterpulses can themselves cause
+afterpulses. The state (last registered time, pending afterpulse) carries over between windows.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .rng import exponential, new_state, uniform
+
+__all__ = ["draw_dark_counts", "DeadTimeState", "apply_dead_time"]
+
+_NONE = np.iinfo(np.int64).min
+
+
+def draw_dark_counts(rng: np.random.Generator, rates_hz: np.ndarray, channels: np.ndarray,
+                     start_ps: int, end_ps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dark counts in ``[start_ps, end_ps)``: Poisson number per channel, uniform times.
+
+    Returns ``(time_ps int64, channel uint8)``, unsorted.
+    """
+    span = end_ps - start_ps
+    if span <= 0:
+        return np.empty(0, np.int64), np.empty(0, np.uint8)
+    counts = rng.poisson(np.asarray(rates_hz, dtype=np.float64) * span * 1e-12)
+    times = start_ps + rng.integers(0, span, size=int(counts.sum()), dtype=np.int64)
+    return times, np.repeat(np.asarray(channels, dtype=np.uint8), counts)
+
+
+class DeadTimeState:
+    """Per-channel memory of the dead-time filter between windows."""
+
+    def __init__(self, n_channels: int) -> None:
+        self.last_ps    = np.full(n_channels, _NONE, dtype=np.int64)
+        self.pending_ps = np.full(n_channels, _NONE, dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def _dead_time(seed, times, channels, dead_ps, ap_probability, ap_delay_ps, last, pending,
+               end_ps):
+    state = new_state(seed)
+    n = times.size
+    n_channels = last.size
+    size = 2 * n + n_channels + 16
+    out_index = np.empty(size, np.int64)     # index into the input, -1 for an afterpulse
+    out_time = np.empty(size, np.int64)
+    out_channel = np.empty(size, np.uint8)
+    lost = np.zeros(n_channels, np.int64)
+    count = 0
+    simple = True  # no afterpulsing at all: the plain dead-time loop
+    for c in range(n_channels):
+        if ap_probability[c] > 0.0 or pending[c] != _NONE:
+            simple = False
+    if simple:
+        for i in range(n):
+            c = channels[i]
+            t = times[i]
+            if last[c] != _NONE and t - last[c] < dead_ps[c]:
+                lost[c] += 1
+            else:
+                out_index[count] = i
+                out_time[count] = t
+                out_channel[count] = c
+                count += 1
+                last[c] = t
+        return out_index[:count], out_time[:count], out_channel[:count], lost
+    i = 0
+    while True:
+        # The earliest pending afterpulse before the next input event (or before end_ps).
+        limit = times[i] if i < n else end_ps
+        first_channel = -1
+        first_time = limit
+        for c in range(n_channels):
+            if pending[c] != _NONE and pending[c] < first_time:
+                first_channel = c
+                first_time = pending[c]
+        if first_channel >= 0:
+            c = first_channel
+            pending[c] = _NONE
+            if first_time - last[c] < dead_ps[c]:
+                lost[c] += 1  # a later registered event made the detector dead again
+                continue
+            if count == size:
+                break  # cannot happen: at most one afterpulse per registered event
+            out_index[count] = -1
+            out_time[count] = first_time
+            out_channel[count] = c
+            count += 1
+            last[c] = first_time
+            if ap_probability[c] > 0.0 and uniform(state) < ap_probability[c]:
+                pending[c] = (first_time + dead_ps[c]
+                              + int(exponential(state, ap_delay_ps[c])))
+            continue
+        if i >= n:
+            break
+        c = channels[i]
+        t = times[i]
+        if last[c] != _NONE and t - last[c] < dead_ps[c]:
+            lost[c] += 1
+        else:
+            out_index[count] = i
+            out_time[count] = t
+            out_channel[count] = c
+            count += 1
+            last[c] = t
+            if pending[c] == _NONE and ap_probability[c] > 0.0 \
+                    and uniform(state) < ap_probability[c]:
+                pending[c] = t + dead_ps[c] + int(exponential(state, ap_delay_ps[c]))
+        i += 1
+    return out_index[:count], out_time[:count], out_channel[:count], lost
+
+
+def apply_dead_time(seed: int, times: np.ndarray, channels: np.ndarray, dead_ps: np.ndarray,
+                    ap_probability: np.ndarray, ap_delay_ps: np.ndarray, state: DeadTimeState,
+                    end_ps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Dead time and afterpulsing on a time-sorted window of events ending before ``end_ps``.
+
+    Afterpulses due before ``end_ps`` are inserted; later ones stay pending in ``state``.
+
+    Returns
+    -------
+    source_index, time_ps, channel, lost_per_channel
+        ``source_index[i]`` is the input index of output event ``i`` (-1 for an afterpulse).
+    """
+    return _dead_time(seed, times, channels,
+                      np.asarray(dead_ps, dtype=np.int64), np.asarray(ap_probability, np.float64),
+                      np.asarray(ap_delay_ps, np.float64), state.last_ps, state.pending_ps,
+                      np.int64(end_ps))
