@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 ## The whole test suite (soak runs excluded; see test-slow).
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest -n $(JOBS)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow

@@ -248,7 +248,7 @@ class TagFramer(wiring.Component):
                 last = end_frame | ~self.i_valid
                 m.d.sync += [self.tdata.eq(held), self.tvalid.eq(1), self.tlast.eq(last),
                              idle.eq(0)]
-                with m.If(last):
+                with m.If(~self.i_valid & self.upstream_empty):   # nothing left: flushed
                     m.d.sync += flush_pending.eq(0)
                 m.d.comb += self.i_ready.eq(1)
                 m.d.sync += [held.eq(self.i_data), held_valid.eq(self.i_valid)]

@@ -100,7 +100,8 @@ def build_model(verilog: Path, n_channels: int, word_width: int, *, trace: bool 
     shim = (_CPP_DIR / "model.cpp").read_text()
     root = verilator_root()
     flags = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint",
-             "-Wno-style"] + (["--trace"] if trace else [])
+             "-Wno-style", "--output-split", "5000", "--output-split-cfuncs", "500"] + \
+        (["--trace"] if trace else [])
     key = hashlib.sha256("\0".join([verilog.read_text(), shim, header, " ".join(flags),
                                     str(root)]).encode()).hexdigest()[:16]
     out = Path(build_dir or BUILD_DIR) / key

@@ -12,7 +12,7 @@ from tbqkd.host.tagger import TaggerInterface, TaggerOverflow, decode_tags
 from tbqkd.sim.device import VerilatorDevice, open_verilator_device
 from tbqkd.sim.frontend import make_frontend
 
-pytestmark = [pytest.mark.verilator, pytest.mark.xdist_group("verilator_model")]
+pytestmark = pytest.mark.verilator
 
 CONFIG = TaggerConfig()
 
