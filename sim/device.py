@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import numpy as np
 from tbqkd.hdl.config import TaggerConfig, tagger_regmap
 from tbqkd.host.device import Device, DeviceError
 
@@ -25,6 +27,7 @@ class VerilatorDevice(Device):
         self.model = model
         self._stream = bytearray()
         self.frames = 0
+        self.model_seconds = 0.0       # wall time spent inside the compiled model
 
     def read32(self, offset: int) -> int:
         try:
@@ -49,18 +52,59 @@ class VerilatorDevice(Device):
              seed: int = 0, drain: bool = False) -> RunResult:
         """Clock the core for ``cycles`` cycles driving ``words``; collect its tags.
 
-        ``drain``: after ``cycles`` worth of words, keep clocking until the core has been quiet
-        for longer than its flush time-out, so every tag has left.
+        ``drain``: then keep clocking until the core has been quiet for longer than its flush
+        time-out, so every tag has left. Sample words must not be scheduled before the cycle
+        the core is at (a register access also advances the clock).
         """
-        idle = self.read("FLUSH_CYCLES") + 64 if drain else 0
-        result = self.model.run(cycles + 2 * idle, words, ready_percent=ready_percent,
-                                seed=seed, idle_limit=idle)
+        result = self._run(cycles, words, ready_percent, seed, 0)
+        if drain:   # register access advances the clock: only once the words are all in
+            idle = self.read("FLUSH_CYCLES") + 64
+            tail = self._run(2 * idle, None, ready_percent, seed, idle)
+            result = RunResult(result.cycles + tail.cycles, result.words_used, 0,
+                               np.concatenate([result.tdata, tail.tdata]),
+                               np.concatenate([result.tlast, tail.tlast]))
+        return result
+
+    def _run(self, cycles, words, ready_percent, seed, idle_limit) -> RunResult:
+        tic = time.perf_counter()
+        result = self.model.run(cycles, words, ready_percent=ready_percent, seed=seed,
+                                idle_limit=idle_limit)
+        self.model_seconds += time.perf_counter() - tic
         if result.words_skipped:
             raise DeviceError(f"{result.words_skipped} sample words were scheduled for cycles "
                               "that had already passed")
         self._stream += result.tag_bytes
         self.frames += int(result.tlast.sum())
         return result
+
+    def feed_events(self, frontend, time_ps: np.ndarray, channel: np.ndarray, *,
+                    chunk: int = 20_000, ready_percent: int = 100, seed: int = 0,
+                    drain: bool = True) -> int:
+        """Tag clicks at ``time_ps`` on ``channel`` through the front-end model, in chunks.
+
+        The sample words of hours of clicks would not fit in memory, so they are made one chunk
+        of clicks at a time; words of a chunk that reach into the next one (pulses longer than
+        the gap) are merged with it. Returns the number of cycles run.
+        """
+        order = np.argsort(time_ps, kind="stable")
+        t, ch = np.asarray(time_ps)[order], np.asarray(channel)[order]
+        cycles = 0
+        pending = frontend.words(t[:chunk], ch[:chunk]) if len(t) else None
+        for start in range(chunk, len(t) + chunk, chunk):
+            following = frontend.words(t[start:start + chunk], ch[start:start + chunk]) \
+                if start < len(t) else None
+            if following is not None and len(following):
+                now, carry = pending.split(int(following.cycle[0]))
+                pending = carry.concat(following)
+                end = int(following.cycle[0])
+            else:
+                now, pending = pending, None
+                end = int(now.cycle[-1]) + 1 if len(now) else self.model.cycle
+            cycles += self.feed(now, max(0, end - self.model.cycle), ready_percent=ready_percent,
+                                seed=seed, drain=drain and pending is None).cycles
+            if pending is None:
+                break
+        return cycles
 
     def close(self) -> None:
         self.model.close()

@@ -72,6 +72,12 @@ class SampleWords:
         return _merge(np.asarray(cycle, dtype=np.int64), np.asarray(channel, dtype=np.uint8),
                       bits_to_lanes(bits), bits.shape[1])
 
+    def split(self, cycle: int) -> tuple[SampleWords, SampleWords]:
+        """The words before ``cycle``, and those at or after it."""
+        cut = int(np.searchsorted(self.cycle, cycle))
+        return (SampleWords(self.cycle[:cut], self.channel[:cut], self.lanes[:cut], self.width),
+                SampleWords(self.cycle[cut:], self.channel[cut:], self.lanes[cut:], self.width))
+
     def concat(self, other: SampleWords) -> SampleWords:
         return _merge(np.concatenate([self.cycle, other.cycle]),
                       np.concatenate([self.channel, other.channel]),

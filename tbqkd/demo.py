@@ -25,13 +25,8 @@ __all__ = ["run_demo"]
 PULSE_PERIOD_PS = 13_167.08      # 75.947 MHz, the reference experiment's pulse rate
 
 
-def _feed(device, frontend, t, ch, chunk: int = 20_000) -> dict[str, np.ndarray]:
-    order = np.argsort(t, kind="stable")
-    t, ch = t[order], ch[order]
-    for i in range(0, len(t), chunk):
-        words = frontend.words(t[i:i + chunk], ch[i:i + chunk])
-        device.feed(words, int(words.cycle[-1] - device.model.cycle) + 1,
-                    drain=i + chunk >= len(t))
+def _feed(device, frontend, t, ch) -> dict[str, np.ndarray]:
+    device.feed_events(frontend, t, ch)
     return decode_tags(device.read_stream())
 
 

@@ -21,12 +21,9 @@ def _random_hits(rng, start_cycle: int, count: int, spacing_cycles: int, period:
     return t.astype(np.int64), (k % n_channels).astype(np.uint8)
 
 
-def _tag(device, frontend, t, ch, chunk: int = 20_000):
-    """Tag hits through the Verilator model, in chunks (the sample words are large)."""
-    for i in range(0, len(t), chunk):
-        words = frontend.words(t[i:i + chunk], ch[i:i + chunk])
-        device.feed(words, int(words.cycle[-1] - device.model.cycle) + 1,
-                    drain=i + chunk >= len(t))
+def _tag(device, frontend, t, ch):
+    """Tag hits through the Verilator model; all of them must come out."""
+    device.feed_events(frontend, t, ch)
     tags = decode_tags(device.read_stream())
     if len(tags["timestamp"]) != len(t):
         raise RuntimeError(f"{len(t)} hits but {len(tags['timestamp'])} tags")
