@@ -99,6 +99,19 @@ def _merge(cycle, channel, lanes, width) -> SampleWords:
     return SampleWords(cycle[starts], channel[starts], merged, width)
 
 
+def _run_lanes(first: np.ndarray, end: np.ndarray, n_lanes: int) -> np.ndarray:
+    """Words whose bits ``first`` … ``end − 1`` are high, as ``(n, n_lanes)`` uint64."""
+    lanes = np.zeros((len(first), n_lanes), dtype=np.uint64)
+    for lane in range(n_lanes):
+        a = np.clip(first - 64 * lane, 0, 64).astype(np.uint64)
+        b = np.clip(end - 64 * lane, 0, 64).astype(np.uint64)
+        width = np.where(b > a, b - a, 0).astype(np.uint64)
+        ones = np.where(width >= 64, np.uint64(0xFFFF_FFFF_FFFF_FFFF),
+                        (np.uint64(1) << np.minimum(width, 63)) - np.uint64(1))
+        lanes[:, lane] = np.where(width > 0, ones << np.minimum(a, 63), 0)
+    return lanes
+
+
 @dataclass
 class _Frontend(ABC):
     width: int
@@ -133,18 +146,26 @@ class _Frontend(ABC):
         else:
             cycle0 = np.floor(time_ps / period).astype(np.int64)
             resid = time_ps - cycle0 * period
-        offsets = self.sample_offsets_ps()
+        offsets = self.sample_offsets_ps()          # increasing: samples are in time order
         lo = int(np.floor((offsets.min() - self.pulse_width_ps) / period)) - 1
         hi = int(np.ceil(offsets.max() / period)) + 1
         ks = np.arange(-hi, -lo + 1)
-        # rel[e, k, j] = sample time minus pulse start, for cycle cycle0[e] + ks[k]
-        rel = (ks[None, :, None] * period + offsets[None, None, :]) - resid[:, None, None]
-        bits = ((rel >= 0) & (rel < self.pulse_width_ps)).astype(np.uint8)
-        n, nk, w = bits.shape
-        bits = self._post_process(bits.reshape(n * nk, w), rng)
+        # In cycle cycle0 + k, sample j is high when the pulse covers it:
+        # 0 <= k·T + offset_j − resid < pulse width. The high samples form one run [first, end).
+        start = resid[:, None] - ks[None, :] * period
+        first = np.searchsorted(offsets, start, side="left")
+        end = np.searchsorted(offsets, start + self.pulse_width_ps, side="left")
+        n, nk = first.shape
         cycles = (cycle0[:, None] + ks[None, :]).reshape(-1)
         chans = np.repeat(channel, nk)
-        return _merge(cycles, chans, bits_to_lanes(bits), self.width)
+        lanes = _run_lanes(first.reshape(-1), end.reshape(-1), lanes_for(self.width))
+        if self._has_post_process(rng):
+            bits = self._post_process(words_to_bits(lanes, self.width), rng)
+            lanes = bits_to_lanes(bits)
+        return _merge(cycles, chans, lanes, self.width)
+
+    def _has_post_process(self, rng) -> bool:
+        return False
 
 
 @dataclass
@@ -204,8 +225,11 @@ class DelayLineFrontend(_Frontend):
         hi = np.clip(s, window_start, None)
         return (lo + hi) / 2 - window_start
 
+    def _has_post_process(self, rng) -> bool:
+        return bool(self.bubble_probability) and rng is not None
+
     def _post_process(self, bits: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-        if not self.bubble_probability or rng is None:
+        if not self._has_post_process(rng):
             return bits
         # Flip samples within `bubble_reach` of each 0->1 transition, each with the probability.
         edge = np.zeros_like(bits, dtype=bool)
