@@ -28,6 +28,8 @@ from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import CAL_FRAC_BITS, CAL_WIDTH, TaggerConfig
+from .layouts import struct_layout
+from .records import TAG
 
 __all__ = ["popcount", "FirstEdgeEncoder", "ChannelGate", "TimeBase", "TagFramer", "Tagger",
            "ENCODER_LATENCY"]
@@ -185,13 +187,6 @@ class TimeBase(wiring.Component):
                     m.d.sync += [self.time.eq(self.time + c.period_int_ps),
                                  self.rem.eq(self.rem + c.period_rem)]
         return m
-
-
-def tag_layout() -> data.StructLayout:
-    """The 128-bit tag, from the shared definition :data:`tbqkd.hdl.records.TAG`."""
-    from .layouts import struct_layout
-    from .records import TAG
-    return struct_layout(TAG)
 
 
 class TagFramer(wiring.Component):
@@ -402,12 +397,8 @@ class Tagger(wiring.Component):
         chan2, code2 = Signal(8), Signal(cb)
         m.d.sync += [valid2.eq(valid1), chan2.eq(chan1), code2.eq(code1),
                      ts2.eq(base1 + (fine >> CAL_FRAC_BITS) + fine[CAL_FRAC_BITS - 1])]
-        from .records import TAG
-        offsets = TAG.offsets
-        tag = Signal(128)
-        m.d.comb += [tag[offsets["timestamp"]:offsets["timestamp"] + 64].eq(ts2),
-                     tag[offsets["channel"]:offsets["channel"] + 8].eq(chan2),
-                     tag[offsets["code"]:offsets["code"] + 8].eq(code2)]
+        tag = Signal(struct_layout(TAG))        # the layout shared with the host
+        m.d.comb += [tag.timestamp.eq(ts2), tag.channel.eq(chan2), tag.code.eq(code2)]
         m.d.comb += [out_fifo.w_data.eq(tag), out_fifo.w_en.eq(valid2)]
 
         # Framing onto the AXI4-Stream.
