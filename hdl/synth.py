@@ -29,6 +29,7 @@ from .top import TOP_NAME, ReceiverTop
 __all__ = ["SynthHarness", "XilinxReport", "xilinx_utilisation", "ecp5_fmax", "SynthError"]
 
 _BIN = Path(sys.executable).parent
+LOG_DIR = Path(__file__).resolve().parent.parent / "build" / "synth"
 
 
 class SynthError(RuntimeError):
@@ -119,7 +120,10 @@ def xilinx_utilisation(config: TaggerConfig) -> XilinxReport:
 
 
 def ecp5_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 1) -> float:
-    """Maximum ``aclk`` frequency (MHz) after nextpnr-ecp5 place and route on an LFE5U-85F-8."""
+    """Maximum ``aclk`` frequency (MHz) after nextpnr-ecp5 place and route on an LFE5U-85F-8.
+
+    The full log, with the critical paths, is kept in ``build/synth/nextpnr-ecp5.log``.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "harness.v").write_text(verilog.convert(SynthHarness(config),
@@ -130,6 +134,8 @@ def ecp5_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 1)
                                            "--json", "harness.json", "--freq", str(target_mhz),
                                            "--seed", str(seed), "--lpf-allow-unconstrained",
                                            "--timing-allow-fail"], tmp)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    (LOG_DIR / "nextpnr-ecp5.log").write_text(log)     # critical paths, for timing work
     found = re.findall(r"Max frequency for clock\s+'[^']*aclk[^']*':\s+([\d.]+) MHz", log)
     if not found:
         raise SynthError("nextpnr reported no frequency for aclk")

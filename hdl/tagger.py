@@ -6,8 +6,8 @@ Data path, one clock domain (``sync``), fully pipelined at one sample word per c
     cycle: time base, channel mask, codes) ─▶ serialiser (one tag per cycle, channel order)
     ─▶ calibration RAM + channel delay ─▶ output FIFO ─▶ TagFramer (TLAST) ─▶ m_axis
 
-Latency from a sample word to its tag on ``m_axis`` is 9 cycles when idle (plus the framer's
-look-ahead, see :class:`TagFramer`).
+Latency from a sample word to its tag on ``m_axis`` is about 12 cycles when idle (plus the framer's
+look-ahead, see :class:`TagFramer`); every 64-bit addition has a pipeline stage of its own.
 
 Throughput and loss: every stage before the event FIFO takes all channels every cycle; the
 serialiser emits one tag per cycle. So the core sustains an aggregate of one event per cycle
@@ -34,22 +34,22 @@ from .records import TAG
 __all__ = ["popcount", "FirstEdgeEncoder", "ChannelGate", "TimeBase", "TagFramer", "Tagger",
            "ENCODER_LATENCY"]
 
-ENCODER_LATENCY = 2
+ENCODER_LATENCY = 3
 
 
-def popcount(m: Module, bits, *, register_at: int | None = None) -> object:
+def popcount(m: Module, bits, *, register_at: tuple[int, ...] = ()) -> object:
     """Balanced adder tree counting the ones of ``bits``.
 
-    ``register_at``: chunk size (a power of two) whose partial sums are registered, to split
-    a long tree into two pipeline stages. Returns the (possibly one-cycle-late) count.
+    ``register_at``: chunk sizes (powers of two) whose partial sums are registered, splitting
+    a long tree into pipeline stages (one cycle of latency per entry that the tree reaches).
     """
     values = [bits[i] for i in range(len(bits))]
     level_size = 1
     while len(values) > 1:
-        if register_at is not None and level_size == register_at:
+        if level_size in register_at:
             regs = []
             for v in values:
-                r = Signal(len(v) if hasattr(v, "__len__") else 1, name="popcount_part")
+                r = Signal(len(v), name=f"popcount_{level_size}")
                 m.d.sync += r.eq(v)
                 regs.append(r)
             values = regs
@@ -90,28 +90,35 @@ class FirstEdgeEncoder(wiring.Component):
         prev_last = Signal()
         m.d.sync += prev_last.eq(self.word[w - 1])
         if self._kind == "oversampling":
+            # stage 1: rising edges; stage 2: first edge and edge count; stage 3: output.
             rising = Signal(w)
             m.d.sync += rising.eq(self.word & ~Cat(prev_last, self.word[:-1]))
             count = popcount(m, rising)
+            hit2, code2 = Signal(), Signal.like(self.code)
+            extra2 = Signal.like(self.extra)
             with m.If(count != 0):
-                m.d.sync += self.extra.eq(count - 1)
+                m.d.sync += extra2.eq(count - 1)
             with m.Else():
-                m.d.sync += self.extra.eq(0)
-            m.d.sync += self.hit.eq(rising.any())
+                m.d.sync += extra2.eq(0)
+            m.d.sync += hit2.eq(rising.any())
             code = Signal.like(self.code)
             for i in reversed(range(w)):
                 with m.If(rising[i]):
                     m.d.comb += code.eq(i)
-            m.d.sync += self.code.eq(code)
+            m.d.sync += code2.eq(code)
+            m.d.sync += [self.hit.eq(hit2), self.code.eq(code2), self.extra.eq(extra2)]
         else:
-            hit1 = Signal()
-            m.d.sync += [hit1.eq(self.word[w - 1] & ~prev_last), self.hit.eq(hit1)]
-            count = popcount(m, self.word, register_at=16 if w > 16 else None)
-            if w <= 16:  # keep the latency at two stages
+            # stage 1: sums of 16 samples; stage 2: sums of 64; stage 3: total, code.
+            hits = [Signal(name=f"hit{i}") for i in (1, 2)]
+            m.d.sync += [hits[0].eq(self.word[w - 1] & ~prev_last), hits[1].eq(hits[0]),
+                         self.hit.eq(hits[1])]
+            levels = tuple(size for size in (16, 64) if size < w)
+            count = popcount(m, self.word, register_at=levels)
+            for _ in range(2 - len(levels)):        # short words: keep three stages
                 count_q = Signal(len(count))
                 m.d.sync += count_q.eq(count)
                 count = count_q
-            m.d.sync += self.code.eq(Mux(hit1, w - count, 0))
+            m.d.sync += self.code.eq(Mux(hits[1], w - count, 0))
             m.d.sync += self.extra.eq(0)
         return m
 
@@ -366,9 +373,9 @@ class Tagger(wiring.Component):
                 m.d.comb += sel.eq(ch)
         only_one = Signal()
         m.d.comb += only_one.eq((remaining & (remaining - 1)) == 0)
-        valid1, valid2 = Signal(), Signal()
-        in_flight = Signal(range(out_depth + 3))
-        m.d.comb += in_flight.eq(out_fifo.level + valid1 + valid2)
+        valid = [Signal(name=f"valid{i}") for i in (1, 2, 3)]   # calibration stages
+        in_flight = Signal(range(out_depth + len(valid) + 1))
+        m.d.comb += in_flight.eq(out_fifo.level + sum(valid))
         issue = Signal()
         m.d.comb += issue.eq(ev_fifo.r_rdy & (in_flight < out_depth))
         with m.If(issue):
@@ -388,18 +395,24 @@ class Tagger(wiring.Component):
         head_codes = Array(head.codes[ch] for ch in range(n))
         delays = Array(self.delay_ps[ch] for ch in range(n))
         m.d.comb += cal_r.addr.eq(Cat(head_codes[sel], sel))
-        base1 = Signal(64)
+        # L1: RAM read issued; the channel's delay and the time base registered.
+        time1, delay1 = Signal(64), Signal(32)
         chan1, code1 = Signal(8), Signal(cb)
-        m.d.sync += [valid1.eq(issue), chan1.eq(sel), code1.eq(head_codes[sel]),
-                     base1.eq(head.time + delays[sel].as_signed())]
-        fine = cal_r.data
-        ts2 = Signal(64)
+        m.d.sync += [valid[0].eq(issue), chan1.eq(sel), code1.eq(head_codes[sel]),
+                     time1.eq(head.time), delay1.eq(delays[sel])]
+        # L2: time base + delay; the fine time from the RAM registered.
+        base2, fine2 = Signal(64), Signal(CAL_WIDTH)
         chan2, code2 = Signal(8), Signal(cb)
-        m.d.sync += [valid2.eq(valid1), chan2.eq(chan1), code2.eq(code1),
-                     ts2.eq(base1 + (fine >> CAL_FRAC_BITS) + fine[CAL_FRAC_BITS - 1])]
+        m.d.sync += [valid[1].eq(valid[0]), chan2.eq(chan1), code2.eq(code1),
+                     base2.eq(time1 + delay1.as_signed()), fine2.eq(cal_r.data)]
+        # L3: + fine time rounded to whole picoseconds.
+        ts3 = Signal(64)
+        chan3, code3 = Signal(8), Signal(cb)
+        m.d.sync += [valid[2].eq(valid[1]), chan3.eq(chan2), code3.eq(code2),
+                     ts3.eq(base2 + (fine2 >> CAL_FRAC_BITS) + fine2[CAL_FRAC_BITS - 1])]
         tag = Signal(struct_layout(TAG))        # the layout shared with the host
-        m.d.comb += [tag.timestamp.eq(ts2), tag.channel.eq(chan2), tag.code.eq(code2)]
-        m.d.comb += [out_fifo.w_data.eq(tag), out_fifo.w_en.eq(valid2)]
+        m.d.comb += [tag.timestamp.eq(ts3), tag.channel.eq(chan3), tag.code.eq(code3)]
+        m.d.comb += [out_fifo.w_data.eq(tag), out_fifo.w_en.eq(valid[2])]
 
         # Framing onto the AXI4-Stream.
         m.submodules.framer = framer = TagFramer()
@@ -409,7 +422,7 @@ class Tagger(wiring.Component):
             framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
             framer.flush.eq(self.flush),
             framer.upstream_empty.eq(~words_busy & ~busy_pipe.any() & ~accept.any()
-                                     & (ev_fifo.level == 0) & ~valid1 & ~valid2
+                                     & (ev_fifo.level == 0) & ~Cat(*valid).any()
                                      & (out_fifo.level == 0)),
             self.tdata.eq(framer.tdata), self.tvalid.eq(framer.tvalid),
             self.tlast.eq(framer.tlast), framer.tready.eq(self.tready),
