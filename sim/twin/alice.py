@@ -86,12 +86,36 @@ def counter_uniform(key: int, slots: np.ndarray) -> np.ndarray:
     return _counter_uniform(np.uint64(key), np.ascontiguousarray(slots, dtype=np.int64))
 
 
-def _states_from_uniform(uniform: np.ndarray, params: AliceParams) -> np.ndarray:
+def _state_edges(params: AliceParams) -> np.ndarray:
     edges = np.cumsum(params.state_probabilities())[:-1]
+    return np.ascontiguousarray(edges[edges < 1.0], dtype=np.float64)
+
+
+def _states_from_uniform(uniform: np.ndarray, params: AliceParams) -> np.ndarray:
     states = np.zeros(uniform.size, np.int8)
-    for edge in edges[edges < 1.0]:
+    for edge in _state_edges(params):
         states += uniform >= edge
     return states
+
+
+@numba.njit(inline="always", cache=True)
+def counter_state_one(key, slot, edges):
+    """State code of one slot of the counter stream ``key`` (for numba kernels; ``edges`` are
+    the cumulative state probabilities below 1, see :attr:`CounterAlice.edges`)."""
+    u = counter_uniform_one(key, slot)
+    code = 0
+    for edge in edges:
+        code += u >= edge
+    return code
+
+
+@numba.njit(cache=True)
+def _counter_states(key, slots, edges):
+    # _states_from_uniform(counter_uniform(key, slots)) in one pass.
+    out = np.empty(slots.size, np.int8)
+    for i in range(slots.size):
+        out[i] = counter_state_one(key, slots[i], edges)
+    return out
 
 
 class AliceSource(ABC):
@@ -116,10 +140,22 @@ class CounterAlice(AliceSource):
     def __init__(self, params: AliceParams, seed: int) -> None:
         self._params = params
         self._key    = stream_key(seed, 1)
+        self._edges  = _state_edges(params)
+
+    @property
+    def key(self) -> int:
+        """Key of the counter stream (uint64 value)."""
+        return self._key
+
+    @property
+    def edges(self) -> np.ndarray:
+        """Cumulative state probabilities below 1: the state is the number of them <= u."""
+        return self._edges
 
     def states(self, slots: np.ndarray, first_slot: int = 0, end_slot: int = 0) -> np.ndarray:
         """State codes of ``slots`` (any order; the range arguments are not needed)."""
-        return _states_from_uniform(counter_uniform(self._key, slots), self._params)
+        return _counter_states(np.uint64(self._key), np.ascontiguousarray(slots, dtype=np.int64),
+                               self._edges)
 
 
 def _decode(raw: np.ndarray, fmt: str, params: AliceParams) -> np.ndarray:

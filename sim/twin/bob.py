@@ -26,10 +26,11 @@ import math
 import numba
 import numpy as np
 
+from .alice import counter_state_one
 from .params import DriftParams
-from .rng import exponential, fast_exponential, fast_normal, new_state, uniform
+from .rng import GOLDEN, exponential, exponential_of, fast_cos, mix64, new_state, normal_of, unit
 
-__all__ = ["PhaseDrift", "route_one", "route_parameters", "route_photons", "GAUSS_CLIP_SIGMA"]
+__all__ = ["PhaseDrift", "route_parameters", "route_photons", "GAUSS_CLIP_SIGMA"]
 
 #: Gaussian timing terms are truncated at this many standard deviations.
 GAUSS_CLIP_SIGMA = 8.0
@@ -85,81 +86,97 @@ class PhaseDrift:
 (_Z_FRACTION, _LEAK, _VISIBILITY, _PHASE_OFFSET, _TAU, _LIFETIME, _SIGMA, _TAIL_FRACTION,
  _TAIL, _BASE_DELAY, _GRID_SHIFT, _GRID_STEP, _FIRST_FRAC, _PERIOD) = range(14)
 
+_TAIL_SALT = np.uint64(0x5DEECE66D2B7E151)  # seeds the generator of the rare exact tails
+
 
 @numba.njit(inline="always", cache=True)
-def route_one(state, code, forced_channel, forced_peak, since_first, par, keep_ratio,
-              channel_delay, grid):
-    """One photon through Bob: ``(offset_ps, channel, peak, kept)``.
-
-    ``offset_ps`` is the detection time minus the chunk's first slot time (integer part).
-    """
-    kept = True
-    if forced_channel >= 0:
-        channel = np.int64(forced_channel)
-        peak = np.int64(forced_peak)
-        offset = par[_TAU] * peak
-    else:
-        if code == 0:
-            p_late = par[_LEAK]
-        elif code == 1:
-            p_late = 1.0 - par[_LEAK]
-        else:
-            p_late = 0.5
-        z_fraction = par[_Z_FRACTION]
-        u = uniform(state)
-        if u < z_fraction:                                  # Z arm; reuse u for the bin
-            channel = 1
-            peak = 1 if u < z_fraction * p_late else 0
-        else:
-            r = (u - z_fraction) / (1.0 - z_fraction)       # uniform again, for the peak
-            if r < 0.5 * (1.0 - p_late):
-                peak = 0
-            elif r < 0.5:
-                peak = 2
-            else:
-                peak = 1
-            if peak == 1 and code >= 2:
-                position = (since_first + par[_GRID_SHIFT]) / par[_GRID_STEP]
-                j = int(position)
-                if j > grid.size - 2:
-                    j = grid.size - 2
-                w = position - j
-                phase = grid[j] * (1.0 - w) + grid[j + 1] * w + par[_PHASE_OFFSET]
-                if code == 3:
-                    phase += math.pi
-                p_plus = 0.5 * (1.0 + par[_VISIBILITY] * math.cos(phase))
-            else:
-                p_plus = 0.5
-            channel = 2 if uniform(state) < p_plus else 3
-        ratio = keep_ratio[channel - 1]
-        if ratio < 1.0:
-            kept = uniform(state) < ratio
-        offset = par[_TAU] * peak + fast_exponential(state, par[_LIFETIME])
-    if par[_SIGMA] > 0.0:
-        g = fast_normal(state)
-        g = min(max(g, -GAUSS_CLIP_SIGMA), GAUSS_CLIP_SIGMA)
-        offset += g * par[_SIGMA]
-    if par[_TAIL_FRACTION] > 0.0 and uniform(state) < par[_TAIL_FRACTION]:
-        offset += exponential(state, par[_TAIL])
-    offset += par[_BASE_DELAY] + channel_delay[channel - 1]
-    return np.int64(math.floor(since_first + offset + 0.5)), channel, peak, kept
+def _p_late(code, leak):
+    if code == 0:
+        return leak
+    if code == 1:
+        return 1.0 - leak
+    return 0.5
 
 
 @numba.njit(cache=True)
 def _route(seed, slots, states, forced_channel, forced_peak, first_slot, first_int, par,
-           keep_ratio, channel_delay, grid):
-    state = new_state(seed)
+           keep_ratio, channel_delay, grid, alice_key, alice_edges, fill_states):
+    # One loop. The parameters are held in locals and the main generator's counter in a
+    # register (SplitMix64 of ``seed``); only the rare exact tails use ``tail_state``. One
+    # uniform picks the arm, the bin or peak and the X output (its sub-intervals are uniform).
+    counter = np.uint64(seed)
+    tail_state = new_state(mix64(np.uint64(seed) ^ _TAIL_SALT))
     n = slots.size
     times = np.empty(n, np.int64)
     channels = np.empty(n, np.uint8)
     peaks = np.empty(n, np.int8)
     keep = np.empty(n, np.bool_)
+    z_fraction, leak, visibility = par[_Z_FRACTION], par[_LEAK], par[_VISIBILITY]
+    phase_offset, tau, lifetime, sigma = par[_PHASE_OFFSET], par[_TAU], par[_LIFETIME], \
+        par[_SIGMA]
+    tail_fraction, tail = par[_TAIL_FRACTION], par[_TAIL]
+    grid_shift, grid_step = par[_GRID_SHIFT], par[_GRID_STEP]
+    first_frac, period = par[_FIRST_FRAC], par[_PERIOD]
+    delay = channel_delay + par[_BASE_DELAY]
+    thin = keep_ratio.min() < 1.0
+    last_grid = grid.size - 2
+    to_x = 1.0 / (1.0 - z_fraction) if z_fraction < 1.0 else 0.0  # multiplications, not
+    per_grid_step = 1.0 / grid_step                                  # divisions, in the loop
     for i in range(n):
-        since_first = (slots[i] - first_slot) * par[_PERIOD] + par[_FIRST_FRAC]
-        offset, channel, peak, kept = route_one(state, states[i], forced_channel[i],
-                                                forced_peak[i], since_first, par, keep_ratio,
-                                                channel_delay, grid)
-        times[i] = first_int + offset
+        since_first = (slots[i] - first_slot) * period + first_frac
+        kept = True
+        if forced_channel[i] >= 0:
+            channel = np.int64(forced_channel[i])
+            peak = np.int64(forced_peak[i])
+            offset = tau * peak
+        else:
+            if fill_states:
+                code = counter_state_one(alice_key, slots[i], alice_edges)
+                states[i] = code
+            else:
+                code = states[i]
+            p_late = _p_late(code, leak)
+            counter += GOLDEN
+            u = unit(mix64(counter))
+            if u < z_fraction:                              # Z arm; u again for the bin
+                channel = 1
+                peak = 1 if u < z_fraction * p_late else 0
+            else:
+                r = (u - z_fraction) * to_x                 # uniform again, for the peak
+                side = 0.5 * (1.0 - p_late)
+                if r < side:                                # early side peak, outputs 50/50
+                    peak = 0
+                    channel = 2 if r < 0.5 * side else 3
+                elif r < 0.5:                               # late side peak
+                    peak = 2
+                    channel = 2 if r < 0.5 * (side + 0.5) else 3
+                else:                                       # middle peak: interference
+                    peak = 1
+                    p_plus = 0.5
+                    if code >= 2:
+                        position = (since_first + grid_shift) * per_grid_step
+                        j = min(int(position), last_grid)
+                        w = position - j
+                        phase = grid[j] * (1.0 - w) + grid[j + 1] * w + phase_offset
+                        if code == 3:
+                            phase += math.pi
+                        p_plus = 0.5 * (1.0 + visibility * fast_cos(phase))
+                    channel = 2 if r < 0.5 + 0.5 * p_plus else 3
+            if thin:
+                counter += GOLDEN
+                kept = unit(mix64(counter)) < keep_ratio[channel - 1]
+            counter += GOLDEN
+            offset = tau * peak + exponential_of(unit(mix64(counter)), lifetime)
+        if sigma > 0.0:
+            counter += GOLDEN
+            g = normal_of(unit(mix64(counter)), tail_state)
+            offset += min(max(g, -GAUSS_CLIP_SIGMA), GAUSS_CLIP_SIGMA) * sigma
+        if tail_fraction > 0.0:
+            counter += GOLDEN
+            if unit(mix64(counter)) < tail_fraction:
+                offset += exponential(tail_state, tail)
+        offset += delay[channel - 1]
+        times[i] = first_int + np.int64(math.floor(since_first + offset + 0.5))
         channels[i] = channel
         peaks[i] = peak
         keep[i] = kept
@@ -187,7 +204,8 @@ def route_parameters(clock, first_slot: int, *, z_fraction: float, leak: float,
 
 def route_photons(seed: int, slots: np.ndarray, states: np.ndarray, forced_channel: np.ndarray,
                   forced_peak: np.ndarray, first_slot: int, first_int: int, par: np.ndarray,
-                  keep_ratio: np.ndarray, channel_delay_ps: np.ndarray, grid: np.ndarray
+                  keep_ratio: np.ndarray, channel_delay_ps: np.ndarray, grid: np.ndarray,
+                  counter_alice: tuple[int, np.ndarray] | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Send candidate photons through Bob: detector, peak, detection time, efficiency kept.
 
@@ -196,11 +214,15 @@ def route_photons(seed: int, slots: np.ndarray, states: np.ndarray, forced_chann
     largest one (candidates were drawn with the largest). ``first_int`` and ``par`` come from
     :func:`route_parameters`; ``grid`` is the drift on its grid. Slot times are exact at
     ``first_slot`` and float64 offsets from it within the chunk (error far below 1 ps).
+    ``counter_alice = (key, edges)`` of a :class:`~.alice.CounterAlice`: Alice's states are
+    computed here, in the same pass, and written into ``states`` (an int8 output array).
 
     Returns
     -------
     time_ps, channel, peak, kept
         int64, uint8, int8 (Z: bin 0/1; X: peak 0/1/2), bool.
     """
+    key, edges = counter_alice if counter_alice is not None else (0, np.empty(0))
     return _route(seed, slots, states, forced_channel, forced_peak, first_slot, first_int, par,
-                  keep_ratio, channel_delay_ps, grid)
+                  keep_ratio, channel_delay_ps, grid, np.uint64(key),
+                  np.asarray(edges, dtype=np.float64), counter_alice is not None)

@@ -15,9 +15,11 @@ import numpy as np
 
 from .rng import exponential, new_state, uniform
 
-__all__ = ["draw_dark_counts", "DeadTimeState", "apply_dead_time"]
+__all__ = ["draw_dark_counts", "DeadTimeState", "apply_dead_time", "NO_TIME"]
 
-_NONE = np.iinfo(np.int64).min
+#: "No event yet" in :class:`DeadTimeState`.
+NO_TIME = np.iinfo(np.int64).min
+_NONE = NO_TIME
 
 
 def draw_dark_counts(rng: np.random.Generator, rates_hz: np.ndarray, channels: np.ndarray,
@@ -41,12 +43,16 @@ class DeadTimeState:
         self.last_ps    = np.full(n_channels, _NONE, dtype=np.int64)
         self.pending_ps = np.full(n_channels, _NONE, dtype=np.int64)
 
+    def pending(self) -> bool:
+        """Whether an afterpulse is pending on any channel."""
+        return bool(np.any(self.pending_ps != _NONE))
+
 
 @numba.njit(cache=True)
-def _dead_time(seed, times, channels, dead_ps, ap_probability, ap_delay_ps, last, pending,
+def _dead_time(seed, order, times, channels, dead_ps, ap_probability, ap_delay_ps, last, pending,
                end_ps):
     state = new_state(seed)
-    n = times.size
+    n = order.size
     n_channels = last.size
     size = 2 * n + n_channels + 16
     out_index = np.empty(size, np.int64)     # index into the input, -1 for an afterpulse
@@ -60,12 +66,13 @@ def _dead_time(seed, times, channels, dead_ps, ap_probability, ap_delay_ps, last
             simple = False
     if simple:
         for i in range(n):
-            c = channels[i]
-            t = times[i]
+            k = order[i]
+            c = channels[k]
+            t = times[k]
             if last[c] != _NONE and t - last[c] < dead_ps[c]:
                 lost[c] += 1
             else:
-                out_index[count] = i
+                out_index[count] = k
                 out_time[count] = t
                 out_channel[count] = c
                 count += 1
@@ -74,7 +81,7 @@ def _dead_time(seed, times, channels, dead_ps, ap_probability, ap_delay_ps, last
     i = 0
     while True:
         # The earliest pending afterpulse before the next input event (or before end_ps).
-        limit = times[i] if i < n else end_ps
+        limit = times[order[i]] if i < n else end_ps
         first_channel = -1
         first_time = limit
         for c in range(n_channels):
@@ -100,12 +107,13 @@ def _dead_time(seed, times, channels, dead_ps, ap_probability, ap_delay_ps, last
             continue
         if i >= n:
             break
-        c = channels[i]
-        t = times[i]
+        k = order[i]
+        c = channels[k]
+        t = times[k]
         if last[c] != _NONE and t - last[c] < dead_ps[c]:
             lost[c] += 1
         else:
-            out_index[count] = i
+            out_index[count] = k
             out_time[count] = t
             out_channel[count] = c
             count += 1
@@ -119,17 +127,22 @@ def _dead_time(seed, times, channels, dead_ps, ap_probability, ap_delay_ps, last
 
 def apply_dead_time(seed: int, times: np.ndarray, channels: np.ndarray, dead_ps: np.ndarray,
                     ap_probability: np.ndarray, ap_delay_ps: np.ndarray, state: DeadTimeState,
-                    end_ps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Dead time and afterpulsing on a time-sorted window of events ending before ``end_ps``.
+                    end_ps: int, order: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Dead time and afterpulsing on a time-ordered window of events ending before ``end_ps``.
 
-    Afterpulses due before ``end_ps`` are inserted; later ones stay pending in ``state``.
+    The events are taken in the order ``order`` (indices into ``times`` and ``channels``;
+    default: as given, which must then be sorted). Afterpulses due before ``end_ps`` are
+    inserted; later ones stay pending in ``state``.
 
     Returns
     -------
     source_index, time_ps, channel, lost_per_channel
         ``source_index[i]`` is the input index of output event ``i`` (-1 for an afterpulse).
     """
-    return _dead_time(seed, times, channels,
+    if order is None:
+        order = np.arange(len(times), dtype=np.int64)
+    return _dead_time(seed, np.asarray(order, dtype=np.int64), times, channels,
                       np.asarray(dead_ps, dtype=np.int64), np.asarray(ap_probability, np.float64),
                       np.asarray(ap_delay_ps, np.float64), state.last_ps, state.pending_ps,
                       np.int64(end_ps))

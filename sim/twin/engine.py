@@ -33,7 +33,7 @@ from .alice import AliceSource, CounterAlice, stream_key
 from .analytic import Expectation, expected
 from .bob import GAUSS_CLIP_SIGMA, PhaseDrift, route_parameters, route_photons
 from .channel import LinkBudget
-from .detectors import DeadTimeState, apply_dead_time, draw_dark_counts
+from .detectors import NO_TIME, DeadTimeState, apply_dead_time, draw_dark_counts
 from .eve import blinding_targets, intercept_resend
 from .params import PHOTON_CHANNELS, Channel, Scenario, ScenarioError
 from .source import Blinker, PulseStatistics, SlotClock, draw_pulses
@@ -127,6 +127,49 @@ def _gather_truth(source, n_main, m_slot, m_state, m_peak, m_photons, m_dark, m_
                 x_photons[k]
             dark[i], ap[i], eve[i] = x_dark[k], x_ap[k], x_eve[k]
     return slot, state, peak, photons, dark, ap, eve
+
+
+@numba.njit(cache=True)
+def _dead_time_gather(order, times, channels, dead_ps, last, n_main,
+                      m_slot, m_state, m_peak, m_photons, m_dark, m_ap, m_eve,
+                      x_slot, x_state, x_peak, x_photons, x_dark, x_ap, x_eve):
+    # Dead time without afterpulsing (the common case) fused with the gather of the truth of
+    # the events ``order`` (indices into ``main`` followed by ``extra``): one pass, no
+    # intermediate index array. Same result as apply_dead_time then _gather.
+    n = order.size
+    out_time = np.empty(n, np.int64)
+    out_channel = np.empty(n, np.uint8)
+    slot = np.empty(n, np.int64)
+    state = np.empty(n, np.int8)
+    peak = np.empty(n, np.int8)
+    photons = np.empty(n, np.int8)
+    dark = np.empty(n, np.bool_)
+    ap = np.empty(n, np.bool_)
+    eve = np.empty(n, np.bool_)
+    lost = np.zeros(last.size, np.int64)
+    count = 0
+    for i in range(n):
+        j = order[i]
+        c = channels[j]
+        t = times[j]
+        if last[c] != NO_TIME and t - last[c] < dead_ps[c]:
+            lost[c] += 1
+            continue
+        last[c] = t
+        out_time[count] = t
+        out_channel[count] = c
+        if j < n_main:
+            slot[count], state[count], peak[count], photons[count] = \
+                m_slot[j], m_state[j], m_peak[j], m_photons[j]
+            dark[count], ap[count], eve[count] = m_dark[j], m_ap[j], m_eve[j]
+        else:
+            k = j - n_main
+            slot[count], state[count], peak[count], photons[count] = \
+                x_slot[k], x_state[k], x_peak[k], x_photons[k]
+            dark[count], ap[count], eve[count] = x_dark[k], x_ap[k], x_eve[k]
+        count += 1
+    return (out_time[:count], out_channel[:count], slot[:count], state[:count], peak[:count],
+            photons[:count], dark[:count], ap[:count], eve[:count], lost)
 
 
 _TRUTH_ONLY = ("slot", "alice_state", "peak", "photons_in_pulse", "is_dark", "is_afterpulse",
@@ -274,9 +317,10 @@ class Twin:
         det = sc.detectors
         blinded = sc.eve.blinding
         dark_rates = np.array([0.0, 0.0, 0.0] if blinded else det.dark_count_hz)
-        dead_ps = np.array([sc.reference.dead_time_ps] + [det.dead_time_ps] * 3)
+        dead_ps = np.array([sc.reference.dead_time_ps] + [det.dead_time_ps] * 3, dtype=np.int64)
         ap_probability = np.array([0.0] + [0.0 if blinded else det.afterpulse_probability] * 3)
         ap_delay = np.array([1.0] + [det.afterpulse_delay_ps] * 3)
+        afterpulsing = bool(np.any(ap_probability > 0))
         dead_state = DeadTimeState(4)
         dark_rng = np.random.default_rng([self._seed, 6])
         ref_rng = np.random.default_rng([self._seed, 7])
@@ -306,16 +350,20 @@ class Twin:
             all_times = np.concatenate([photons["time_ps"], extra["time_ps"]])
             all_channels = np.concatenate([photons["channel"], extra["channel"]])
             order = np.argsort(all_times, kind="stable")
-            sorted_times = all_times[order]
-            split = int(np.searchsorted(sorted_times, window_end))
-            now, later = order[:split], order[split:]
+            split = int(np.count_nonzero(all_times < window_end))
+            later = order[split:]
             carry = _gather(later, photons, extra, all_times[later], all_channels[later])
-            window_index, times, channels, lost = apply_dead_time(
-                _seed(self._seed, _STREAM_DEAD, index), sorted_times[:split],
-                all_channels[now], dead_ps, ap_probability, ap_delay, dead_state, window_end)
-            source = np.where(window_index < 0, -1, now[np.maximum(window_index, 0)]) \
-                if now.size else window_index
-            out = _gather(source, photons, extra, times, channels)
+            if afterpulsing or dead_state.pending():
+                source, times, channels, lost = apply_dead_time(
+                    _seed(self._seed, _STREAM_DEAD, index), all_times, all_channels, dead_ps,
+                    ap_probability, ap_delay, dead_state, window_end, order=order[:split])
+                out = _gather(source, photons, extra, times, channels)
+            else:
+                *fields, lost = _dead_time_gather(
+                    order[:split], all_times, all_channels, dead_ps, dead_state.last_ps,
+                    photons["time_ps"].size, *(photons[name] for name in _TRUTH_ONLY),
+                    *(extra[name] for name in _TRUTH_ONLY))
+                out = dict(zip(("time_ps", "channel", *_TRUTH_ONLY), fields, strict=True))
             yield Chunk(index=index, start_ps=window_start, end_ps=window_end,
                         first_slot=first_slot, end_slot=end_slot, actuator_code=self._code,
                         lost_dead_time=lost, **out)
@@ -344,7 +392,11 @@ class Twin:
         if blinker is not None:
             on = blinker.on_mask(slots, first_slot, end_slot)
             slots, photons = slots[on], photons[on]
-        states = self._alice.states(slots, first_slot, end_slot)
+        # A counter Alice is evaluated inside the routing kernel unless Eve needs the states.
+        fused_alice = (isinstance(self._alice, CounterAlice)
+                       and not sc.eve.intercept_resend_fraction > 0 and not sc.eve.blinding)
+        states = (np.empty(slots.size, np.int8) if fused_alice
+                  else self._alice.states(slots, first_slot, end_slot))
         delivered = states
         eve_knows = np.zeros(slots.size, np.bool_)
         forced_channel = np.full(slots.size, -1, np.int8)
@@ -361,7 +413,8 @@ class Twin:
         times, channels, peaks, kept = route_photons(
             _seed(self._seed, _STREAM_ROUTE, index), slots, delivered, forced_channel,
             forced_peak, first_slot, first_int, par, budget.keep_ratio,
-            np.asarray(sc.detectors.delay_ps, dtype=np.float64), grid)
+            np.asarray(sc.detectors.delay_ps, dtype=np.float64), grid,
+            (self._alice.key, self._alice.edges) if fused_alice else None)
         if not kept.all():
             times, channels, slots, states = times[kept], channels[kept], slots[kept], states[kept]
             peaks, photons, eve_knows = peaks[kept], photons[kept], eve_knows[kept]

@@ -14,10 +14,13 @@ import numba
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["new_state", "new_cache", "next_u64", "uniform", "exponential", "fast_exponential",
-           "normal", "fast_normal"]
+__all__ = ["new_state", "new_cache", "next_u64", "mix64", "unit", "uniform", "exponential",
+           "exponential_of", "fast_exponential", "normal", "normal_of", "fast_normal", "fast_cos",
+           "GOLDEN"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+#: SplitMix64 counter increment (a kernel may keep the counter in a local variable).
+GOLDEN = _GOLDEN
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _S30 = np.uint64(30)
@@ -43,6 +46,20 @@ def next_u64(state):
     z = (z ^ (z >> _S30)) * _MIX1
     z = (z ^ (z >> _S27)) * _MIX2
     return z ^ (z >> _S31)
+
+
+@numba.njit(inline="always", cache=True)
+def mix64(z):
+    """SplitMix64 output function of the counter ``z`` (uint64)."""
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@numba.njit(inline="always", cache=True)
+def unit(bits):
+    """Uniform float64 in [0, 1) from 64 random bits."""
+    return np.float64(bits >> _S11) * _TO_UNIT
 
 
 @numba.njit(inline="always", cache=True)
@@ -91,15 +108,21 @@ _EXP_SCALE = _EXP_STEPS / _EXP_U_MAX
 
 
 @numba.njit(inline="always", cache=True)
-def fast_exponential(state, mean):
-    """Exponential variate of the given mean (tabulated body, exact tail)."""
-    u = uniform(state)
+def exponential_of(u, mean):
+    """Exponential variate of the given mean from the uniform ``u`` (tabulated body, exact
+    tail)."""
     if u >= _EXP_U_MAX:
         return -mean * math.log(1.0 - u)
     position = u * _EXP_SCALE
     i = int(position)
     w = position - i
     return mean * (_EXP_TABLE[i] * (1.0 - w) + _EXP_TABLE[i + 1] * w)
+
+
+@numba.njit(inline="always", cache=True)
+def fast_exponential(state, mean):
+    """Exponential variate of the given mean (tabulated body, exact tail)."""
+    return exponential_of(uniform(state), mean)
 
 
 # Normal variates by table: the inverse CDF is tabulated on 4096 equal steps of u in
@@ -112,10 +135,10 @@ _NORMAL_EDGE = float(-_NORMAL_TABLE[0])
 _NORMAL_SCALE = _NORMAL_STEPS / (1.0 - 2.0 * _NORMAL_U_LOW)
 
 
-@numba.njit(cache=True)
-def fast_normal(state):
-    """Standard normal variate (tabulated body, exact tails)."""
-    u = uniform(state)
+@numba.njit(inline="always", cache=True)
+def normal_of(u, state):
+    """Standard normal variate from the uniform ``u`` (tabulated body); the exact tails
+    (probability 1/128) draw further uniforms from ``state``."""
     if _NORMAL_U_LOW <= u < 1.0 - _NORMAL_U_LOW:
         position = (u - _NORMAL_U_LOW) * _NORMAL_SCALE
         i = int(position)
@@ -123,8 +146,38 @@ def fast_normal(state):
             i = _NORMAL_STEPS - 1
         w = position - i
         return _NORMAL_TABLE[i] * (1.0 - w) + _NORMAL_TABLE[i + 1] * w
-    while True:  # tail beyond the edge (Marsaglia 1964), sign from u
+    return _normal_tail(state, u >= 0.5)
+
+
+@numba.njit(cache=True)
+def _normal_tail(state, positive):
+    while True:  # tail beyond the edge (Marsaglia 1964)
         x = -math.log(1.0 - uniform(state)) / _NORMAL_EDGE
         y = -math.log(1.0 - uniform(state))
         if 2.0 * y > x * x:
-            return _NORMAL_EDGE + x if u >= 0.5 else -_NORMAL_EDGE - x
+            return _NORMAL_EDGE + x if positive else -_NORMAL_EDGE - x
+
+
+@numba.njit(inline="always", cache=True)
+def fast_normal(state):
+    """Standard normal variate (tabulated body, exact tails)."""
+    return normal_of(uniform(state), state)
+
+
+# Cosine by table: 4096 equal steps of the period, interpolated linearly (error below 3e-7);
+# libm's cos costs tens of ns per call on the target machines.
+_COS_STEPS = 4096
+_COS_TABLE = np.cos(np.linspace(0.0, 2.0 * math.pi, _COS_STEPS + 1))
+_COS_SCALE = _COS_STEPS / (2.0 * math.pi)
+
+
+@numba.njit(inline="always", cache=True)
+def fast_cos(x):
+    """``cos(x)`` for any finite ``x``, within 3e-7 (tabulated, interpolated linearly)."""
+    position = x * _COS_SCALE
+    position -= math.floor(position / _COS_STEPS) * _COS_STEPS
+    i = int(position)
+    if i >= _COS_STEPS:
+        i = _COS_STEPS - 1
+    w = position - i
+    return _COS_TABLE[i] * (1.0 - w) + _COS_TABLE[i + 1] * w

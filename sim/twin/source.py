@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from .params import SourceParams
-from .rng import fast_exponential, new_state, uniform
+from .rng import GOLDEN, exponential_of, mix64, unit
 
 __all__ = ["SlotClock", "PulseStatistics", "draw_pulses", "Blinker"]
 
@@ -100,42 +100,73 @@ class PulseStatistics:
                    both_fraction=both)
 
 
+_TWO_PHOTON_SALT = np.uint64(0x2545F4914F6CDD1D)  # seeds the photon-number stream
+
+
+@numba.njit(cache=True)
+def _candidate_positions(counter, n_slots, p_any):
+    # Slot positions in [0, n_slots) with a candidate, from geometric gaps
+    # floor(E / -log(1 - p)), E ~ Exp(1). Drawn in batches by a branch-free loop (much faster
+    # than stopping at each draw); the draws past the end are discarded.
+    gap_scale = -1.0 / math.log1p(-p_any) if p_any < 1.0 else 0.0
+    expected = n_slots * p_any
+    size = max(64, int(expected + 10.0 * math.sqrt(expected + 1.0)) + 64)
+    positions = np.empty(size, np.int64)
+    count = 0
+    position = -1
+    while position < n_slots:
+        if count == positions.size:
+            grown = np.empty(positions.size * 2, np.int64)
+            grown[:count] = positions[:count]
+            positions = grown
+        batch = min(positions.size - count,
+                    max(64, int((n_slots - position) * p_any * 1.01) + 64))
+        for k in range(count, count + batch):
+            counter += GOLDEN
+            position += 1 + int(exponential_of(unit(mix64(counter)), gap_scale))
+            positions[k] = position
+        count += batch
+    while count > 0 and positions[count - 1] >= n_slots:
+        count -= 1
+    return positions[:count]
+
+
 @numba.njit(cache=True)
 def _draw_pulses(seed: int, first_slot: int, n_slots: int, p_any: float, two_fraction: float,
                  both_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    state = new_state(seed)
-    size = max(64, int(n_slots * p_any * 1.05 + 10 * math.sqrt(n_slots * p_any + 1)) + 64)
-    slots = np.empty(size, np.int64)
-    photons = np.empty(size, np.int8)
-    count = 0
     if p_any <= 0.0:
-        return slots[:0], photons[:0]
-    # Geometric gaps: floor(E / -log(1 - p)) with E ~ Exp(1).
-    gap_scale = -1.0 / math.log1p(-p_any) if p_any < 1.0 else 0.0
-    position = -1
-    while True:
-        position += 1 + int(fast_exponential(state, gap_scale))
-        if position >= n_slots:
-            break
-        number = 1
-        candidates = 1
-        if two_fraction > 0.0:
-            u = uniform(state)
-            if u < two_fraction:
-                number = 2
-                if u < two_fraction * both_fraction:
-                    candidates = 2
-        if count + candidates > slots.size:
-            grown_slots = np.empty(slots.size * 2, np.int64)
-            grown_photons = np.empty(slots.size * 2, np.int8)
-            grown_slots[:count] = slots[:count]
-            grown_photons[:count] = photons[:count]
-            slots, photons = grown_slots, grown_photons
-        for _ in range(candidates):
-            slots[count] = first_slot + position
-            photons[count] = number
+        return np.empty(0, np.int64), np.empty(0, np.int8)
+    positions = _candidate_positions(np.uint64(seed), n_slots, p_any)
+    n = positions.size
+    photons = np.ones(n, np.int8)
+    if two_fraction <= 0.0:
+        positions += first_slot
+        return positions, photons
+    # Photon number of each pulse from its own stream: 1, 2, or 2 with both photons
+    # candidates (marked 3 here, listed twice below).
+    counter = mix64(np.uint64(seed) ^ _TWO_PHOTON_SALT)
+    two_both = two_fraction * both_fraction
+    doubles = 0
+    for k in range(n):
+        counter += GOLDEN
+        u = unit(mix64(counter))
+        if u < two_fraction:
+            photons[k] = 3 if u < two_both else 2
+            doubles += u < two_both
+    slots = np.empty(n + doubles, np.int64)
+    numbers = np.empty(n + doubles, np.int8)
+    count = 0
+    for k in range(n):
+        slot = first_slot + positions[k]
+        number = photons[k]
+        slots[count] = slot
+        numbers[count] = min(number, 2)
+        count += 1
+        if number == 3:
+            slots[count] = slot
+            numbers[count] = 2
             count += 1
-    return slots[:count], photons[:count]
+    return slots, numbers
 
 
 def draw_pulses(seed: int, first_slot: int, n_slots: int,
