@@ -312,8 +312,12 @@ class Tagger(wiring.Component):
         for a, b in zip(time_pipe, time_pipe[1:], strict=False):
             m.d.sync += b.eq(a)
         # Which of the stages before the event FIFO may hold a hit (for the framer's flush).
+        # (Registered per channel, alongside words_q: a combinational OR of every sample bit
+        # into the framer was the critical path.)
+        channel_busy = Signal(n)
+        m.d.sync += channel_busy.eq(Cat(*(self.words[ch].any() for ch in range(n))))
         words_busy = Signal()
-        m.d.comb += words_busy.eq(Cat(*(words_q[ch].any() for ch in range(n))).any())
+        m.d.comb += words_busy.eq(channel_busy.any())
         busy_pipe = Signal(ENCODER_LATENCY + 1)
         m.d.sync += busy_pipe.eq(Cat(words_busy, busy_pipe[:-1]))
 
