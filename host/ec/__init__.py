@@ -27,7 +27,7 @@ import numpy as np
 
 from ..protocol import ProtocolSide
 
-__all__ = ["ReconcileResult", "make_reconciler", "binary_entropy", "METHODS"]
+__all__ = ["ReconcileResult", "ReconcilerSide", "make_reconciler", "binary_entropy", "METHODS"]
 
 METHODS = ("ldpc", "cascade")
 
@@ -65,6 +65,27 @@ class ReconcileResult:
     messages: int
     round_trips: int
     errors_corrected: int | None
+
+
+class ReconcilerSide(ProtocolSide):
+    """What every reconciler side shares: ``done`` and the :class:`ReconcileResult` it reports.
+
+    Subclasses keep ``_key``, ``_success``, ``_done``, ``_alice_bits``, ``_bob_bits``,
+    ``_messages`` and ``_corrected`` (``None`` where the side cannot know) up to date.
+    """
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def result(self) -> ReconcileResult:
+        if not self._done:
+            raise RuntimeError("reconciliation not finished")
+        return ReconcileResult(
+            key=self._key.copy(), success=self._success,
+            leaked_bits=self._alice_bits + self._bob_bits, leaked_bits_alice=self._alice_bits,
+            messages=self._messages, round_trips=(self._messages + 1) // 2,
+            errors_corrected=self._corrected)
 
 
 def binary_entropy(p: float) -> float:

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..protocol import Message, ProtocolError, ProtocolSide
-from . import ReconcileResult
+from ..protocol import Message, ProtocolError
+from . import ReconcilerSide
 from ._common import MAX_KEY_BITS, confirm_parities, expect_message, field_bits, pack
 
 __all__ = ["CascadeOptions", "CascadeAlice", "CascadeBob", "cascade_block_sizes"]
@@ -301,7 +301,7 @@ def _apply_flags(flags, q, top, cur_pass, act, act_len, active_of_block, odd, pe
 
 # ----------------------------------------------------------------------------------------------
 
-class _CascadeSide(ProtocolSide):
+class _CascadeSide(ReconcilerSide):
     """State shared by both sides; subclasses define who speaks when."""
 
     def __init__(self, key: np.ndarray, qber_estimate: float, *, seed: int,
@@ -371,18 +371,6 @@ class _CascadeSide(ProtocolSide):
                 return
         self._queries = self._next_queries()
 
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    def result(self) -> ReconcileResult:
-        if not self._done:
-            raise RuntimeError("reconciliation not finished")
-        return ReconcileResult(
-            key=self._key.copy(), success=self._success,
-            leaked_bits=self._alice_bits + self._bob_bits, leaked_bits_alice=self._alice_bits,
-            messages=self._messages, round_trips=(self._messages + 1) // 2,
-            errors_corrected=self._corrected)
 
 
 class CascadeAlice(_CascadeSide):

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..protocol import Message, ProtocolError, ProtocolSide
-from . import ReconcileResult, binary_entropy
+from ..protocol import Message, ProtocolError
+from . import ReconcilerSide, binary_entropy
 from ._common import MAX_KEY_BITS, confirm_parities, expect_message, field_bits, field_int, pack
 from .codes import MAX_CODE_VARS, LdpcCode, get_code
 
@@ -264,7 +264,7 @@ class _Frames:
         return counts
 
 
-class LdpcAlice(ProtocolSide):
+class LdpcAlice(ReconcilerSide):
     """Alice's side: sends syndromes, reveals punctured bits of frames Bob could not decode."""
 
     def __init__(self, key: np.ndarray, qber_estimate: float, *, seed: int,
@@ -283,6 +283,7 @@ class LdpcAlice(ProtocolSide):
                                      dtype=np.uint8)
         self._pending = np.arange(self._plan.frames)
         self._revealed = np.zeros(self._plan.frames, dtype=np.int64)
+        self._corrected = None        # Alice cannot know how many bits Bob flips
         self._step = 0
         self._alice_bits = 0
         self._bob_bits = 0
@@ -339,21 +340,9 @@ class LdpcAlice(ProtocolSide):
         return [{"type": "ldpc_reveal", "step": self._step, "count": int(self._pending.size),
                  "bits": pack(values.ravel())}]
 
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    def result(self) -> ReconcileResult:
-        if not self._done:
-            raise RuntimeError("reconciliation not finished")
-        return ReconcileResult(
-            key=self._key.copy(), success=self._success,
-            leaked_bits=self._alice_bits + self._bob_bits, leaked_bits_alice=self._alice_bits,
-            messages=self._messages, round_trips=(self._messages + 1) // 2,
-            errors_corrected=None)
 
 
-class LdpcBob(ProtocolSide):
+class LdpcBob(ReconcilerSide):
     """Bob's side: decodes each frame from Alice's syndrome, asks for more bits when it fails."""
 
     def __init__(self, key: np.ndarray, *, seed: int, options: LdpcOptions | None = None) -> None:
@@ -374,10 +363,6 @@ class LdpcBob(ProtocolSide):
 
     def start(self) -> list[Message]:
         return []
-
-    @property
-    def done(self) -> bool:
-        return self._done
 
     def receive(self, message: Message) -> list[Message]:
         if self._done:
@@ -483,11 +468,3 @@ class LdpcBob(ProtocolSide):
         return {"type": "ldpc_status", "step": step, "count": int(ok.size), "ok": pack(ok),
                 "final": final, "confirmed": confirmed}
 
-    def result(self) -> ReconcileResult:
-        if not self._done:
-            raise RuntimeError("reconciliation not finished")
-        return ReconcileResult(
-            key=self._key.copy(), success=self._success,
-            leaked_bits=self._alice_bits + self._bob_bits, leaked_bits_alice=self._alice_bits,
-            messages=self._messages, round_trips=(self._messages + 1) // 2,
-            errors_corrected=self._corrected)
