@@ -2,7 +2,9 @@
 
 One transaction at a time per direction. Latency: a write is accepted in the cycle both AW and W
 are valid (``awready``/``wready`` high that cycle) and answered on B one cycle later; a read is
-accepted in the cycle AR is valid and answered on R one cycle later. Unmapped addresses and writes
+accepted in the cycle AR is valid and answered on R one cycle later, except within
+:data:`READ_AFTER_WRITE` cycles of a write, when ``arready`` waits, so that a read sees every
+effect of an earlier write that the core shows within that time. Unmapped addresses and writes
 to read-only registers answer ``SLVERR``; their writes have no effect.
 
 For each register the bank exposes signals that the core drives or uses:
@@ -25,8 +27,12 @@ from amaranth.lib.wiring import In, Out
 
 from .regmap import RegisterMap
 
-__all__ = ["AXI4LiteSignature", "RegisterBank", "forward_flat_axi4lite", "RESP_OKAY",
-           "RESP_SLVERR"]
+__all__ = ["AXI4LiteSignature", "RegisterBank", "forward_flat_axi4lite", "READ_AFTER_WRITE",
+           "RESP_OKAY", "RESP_SLVERR"]
+
+#: Cycles after a write during which no read is accepted: registers derived from written ones
+#: with up to this latency (the histogram read port: 2) read consistently right after the write.
+READ_AFTER_WRITE = 4
 
 RESP_OKAY = 0b00
 RESP_SLVERR = 0b10
@@ -132,8 +138,16 @@ class RegisterBank(wiring.Component):
                    for reg in regmap if reg.access == "ro" and reg.width == 64}
         read_word = Signal(regmap.addr_width - 2)
         m.d.comb += read_word.eq(bus.araddr[2:])
+        # A read is accepted only READ_AFTER_WRITE cycles after the last write took effect, so
+        # that it sees what the write caused in the core (e.g. a histogram read port moved).
+        settle = Signal(range(READ_AFTER_WRITE + 1))
+        with m.If(do_write):
+            m.d.sync += settle.eq(READ_AFTER_WRITE)
+        with m.Elif(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
         do_read = Signal()
-        m.d.comb += [do_read.eq(bus.arvalid & ~bus.rvalid), bus.arready.eq(do_read)]
+        m.d.comb += [do_read.eq(bus.arvalid & ~bus.rvalid & (settle == 0)),
+                     bus.arready.eq(do_read)]
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         with m.If(do_read):

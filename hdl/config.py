@@ -13,8 +13,9 @@ from fractions import Fraction
 
 from .regmap import Field, RegisterMap
 
-__all__ = ["TaggerConfig", "FRONTEND_KINDS", "tagger_regmap", "add_tagger_registers",
-           "CAL_FRAC_BITS", "CAL_WIDTH"]
+__all__ = ["TaggerConfig", "FRONTEND_KINDS", "add_tagger_registers",
+           "add_slot_registers", "SlotClockConstants", "slot_clock_constants",
+           "CAL_FRAC_BITS", "CAL_WIDTH", "OFFSET_WIDTH", "SLOT_REM_WIDTH"]
 
 FRONTEND_KINDS = ("oversampling", "delay_line")
 
@@ -22,6 +23,12 @@ FRONTEND_KINDS = ("oversampling", "delay_line")
 #: fractional, in picoseconds (resolution 1/16 ps, range 0 to 65 535.9375 ps).
 CAL_FRAC_BITS = 4
 CAL_WIDTH = 20
+
+#: The slot clock keeps the phase of each cycle's start within its slot in the same 1/16 ps
+#: units, ``OFFSET_WIDTH`` bits (slot periods up to 2^24 ps = 16.7 µs), plus an exact remainder
+#: of ``SLOT_REM_WIDTH`` bits (see :func:`slot_clock_constants`).
+OFFSET_WIDTH = 28
+SLOT_REM_WIDTH = 32
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,10 @@ class TaggerConfig:
         The clock period is exactly ``period_num / period_den`` picoseconds.
     fifo_depth:
         Entries of the event FIFO (one entry per cycle with at least one accepted event).
+    slot_num, slot_den:
+        Reset value of Alice's slot (pulse) period, exactly ``slot_num / slot_den`` ps; the host
+        may program any other (see :func:`slot_clock_constants`). The default is the reference
+        experiment's 75.947 MHz pulse rate.
     min_dead_time:
         Reset value of every channel's dead time, in cycles; at this setting the aggregate rate
         of all channels together can reach, but not exceed, one event per cycle.
@@ -52,6 +63,8 @@ class TaggerConfig:
     period_num: int = 4000
     period_den: int = 1
     fifo_depth: int = 512
+    slot_num: int = 1_000_000_000
+    slot_den: int = 75_947
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_channels <= 32:
@@ -66,6 +79,11 @@ class TaggerConfig:
             raise ValueError("clock period exceeds the calibration table's range")
         if self.fifo_depth < 4 or self.fifo_depth & (self.fifo_depth - 1):
             raise ValueError("fifo_depth must be a power of two >= 4")
+        slot_clock_constants(self.period_ps, self.slot_period)      # validates the slot period
+
+    @property
+    def slot_period(self) -> Fraction:
+        return Fraction(self.slot_num, self.slot_den)
 
     @property
     def period_ps(self) -> Fraction:
@@ -118,7 +136,9 @@ def add_tagger_registers(regs: RegisterMap.Builder, config: TaggerConfig) -> Non
     regs.add("PERIOD_DEN", "ro", "Clock period denominator", group=g,
              fields=[Field("value", 0, 16, reset=config.period_den)])
     regs.add("CONTROL", "rw", "Global control", group=g, fields=[
-        Field("run", 0, 1, "accept events (0: every channel is ignored)", reset=1)])
+        Field("run", 0, 1, "accept events (0: every channel is ignored)", reset=1),
+        Field("tag_stream", 1, 1, "send every tag on m_axis (0: tags go only to classification "
+              "and the histograms, and m_axis back-pressure cannot stall them)", reset=1)])
     regs.add("COMMAND", "wp", "Commands (write 1 to a bit)", group=g, fields=[
         Field("clear_counters", 0, 1, "zero every event, suppressed, dropped and tag counter"),
         Field("preload_time", 1, 1, "load CYCLE, the time base and its remainder from the "
@@ -167,8 +187,92 @@ def add_tagger_registers(regs: RegisterMap.Builder, config: TaggerConfig) -> Non
                  "FIFO was full", width=64, group=gc)
 
 
-def tagger_regmap(config: TaggerConfig) -> RegisterMap:
-    """The register table of a core that holds the tagger only."""
-    regs = RegisterMap.Builder()
-    add_tagger_registers(regs, config)
-    return regs.build()
+@dataclass(frozen=True)
+class SlotClockConstants:
+    """What the slot clock adds each cycle and where it wraps, in ``1/16 ps + rem/den`` units.
+
+    The slot clock keeps the phase of the current cycle's start within its slot as ``offset``
+    (1/16 ps) plus ``rem / den`` of a 1/16 ps, with ``den = period_den × slot_den``: every
+    cycle it adds one clock period (``step_int``, ``step_rem``) and, when it reaches one slot
+    period (``wrap_int``, ``wrap_rem``), subtracts it and counts a slot. Both periods are exact
+    in these units, so the slot count never drifts from Alice's pulse count, however long the
+    run.
+    """
+
+    step_int: int
+    step_rem: int
+    wrap_int: int
+    wrap_rem: int
+    den: int
+
+    @property
+    def step(self) -> int:
+        """One clock period in units of 1/(16·den) ps."""
+        return self.step_int * self.den + self.step_rem
+
+    @property
+    def wrap(self) -> int:
+        """One slot period in units of 1/(16·den) ps."""
+        return self.wrap_int * self.den + self.wrap_rem
+
+    @property
+    def slot_period_ps(self) -> int:
+        """The slot period in whole picoseconds (rounded down)."""
+        return self.wrap_int >> CAL_FRAC_BITS
+
+
+def slot_clock_constants(clock_period_ps: Fraction,
+                         slot_period_ps: Fraction) -> SlotClockConstants:
+    """Slot-clock register values for exact clock and slot periods in ps.
+
+    Raises
+    ------
+    ValueError
+        If the slot is shorter than a clock period (at most one slot boundary per cycle), longer
+        than 2^24 ps, or the common denominator does not fit in 32 bits.
+    """
+    clock_period_ps, slot_period_ps = Fraction(clock_period_ps), Fraction(slot_period_ps)
+    scale = 1 << CAL_FRAC_BITS
+    den = clock_period_ps.denominator * slot_period_ps.denominator
+    if den >= 1 << SLOT_REM_WIDTH:
+        raise ValueError(f"slot clock denominator {den} does not fit in {SLOT_REM_WIDTH} bits")
+    if slot_period_ps < clock_period_ps:
+        raise ValueError(f"slot period {float(slot_period_ps)} ps is shorter than the clock "
+                         f"period {float(clock_period_ps)} ps")
+    if slot_period_ps >= 1 << (OFFSET_WIDTH - CAL_FRAC_BITS):
+        raise ValueError(f"slot period {float(slot_period_ps)} ps exceeds "
+                         f"{1 << (OFFSET_WIDTH - CAL_FRAC_BITS)} ps")
+    step = clock_period_ps * scale * den
+    wrap = slot_period_ps * scale * den
+    assert step.denominator == 1 and wrap.denominator == 1
+    step_int, step_rem = divmod(int(step), den)
+    wrap_int, wrap_rem = divmod(int(wrap), den)
+    return SlotClockConstants(step_int, step_rem, wrap_int, wrap_rem, den)
+
+
+def add_slot_registers(regs: RegisterMap.Builder, config: TaggerConfig) -> None:
+    """Registers of the slot clock: Alice's slot period and the slot counter."""
+    g = "slots"
+    k = slot_clock_constants(config.period_ps, config.slot_period)
+    regs.align(0x10)
+    regs.add("SLOT_STEP_INT", "rw", "Slot clock: clock period, whole 1/16 ps", group=g,
+             fields=[Field("value", 0, OFFSET_WIDTH, reset=k.step_int)])
+    regs.add("SLOT_STEP_REM", "rw", "Slot clock: clock period, remainder in 1/(16·SLOT_DEN) ps",
+             group=g, fields=[Field("value", 0, SLOT_REM_WIDTH, reset=k.step_rem)])
+    regs.add("SLOT_WRAP_INT", "rw", "Slot clock: slot period, whole 1/16 ps", group=g,
+             fields=[Field("value", 0, OFFSET_WIDTH, reset=k.wrap_int)])
+    regs.add("SLOT_WRAP_REM", "rw", "Slot clock: slot period, remainder in 1/(16·SLOT_DEN) ps",
+             group=g, fields=[Field("value", 0, SLOT_REM_WIDTH, reset=k.wrap_rem)])
+    regs.add("SLOT_DEN", "rw", "Slot clock: denominator of the remainders", group=g,
+             fields=[Field("value", 0, SLOT_REM_WIDTH, reset=k.den)])
+    regs.add("PRELOAD_SLOT_OFFSET", "rw", "Preload value of the slot clock's offset (phase of "
+             "the cycle start in its slot, 1/16 ps); loaded by COMMAND.preload_time", group=g,
+             fields=[Field("value", 0, OFFSET_WIDTH)])
+    regs.add("PRELOAD_SLOT_REM", "rw", "Preload value of the slot clock's remainder", group=g,
+             fields=[Field("value", 0, SLOT_REM_WIDTH)])
+    regs.add("SLOT_RANGE_ERRORS", "ro", "Tags whose phase stayed outside the slot after "
+             "applying the channel delay (|CHn_DELAY| above one slot period); dropped from "
+             "classification", group=g)
+    regs.add("PRELOAD_SLOT", "rw", "Preload value of the slot counter", width=64, group=g)
+    regs.add("SLOT", "ro", "Slot counter: slots since the slot clock was preloaded (low word "
+             "latches the high word)", width=64, group=g)

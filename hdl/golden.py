@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import CAL_FRAC_BITS, TaggerConfig
+from .config import CAL_FRAC_BITS, SlotClockConstants, TaggerConfig, slot_clock_constants
+from .records import SLOT_BITS
 
-__all__ = ["encode_words", "TaggerSettings", "TaggerModel", "TagResult", "ideal_calibration"]
+__all__ = ["encode_words", "TaggerSettings", "TaggerModel", "TagResult", "ideal_calibration",
+           "SlotClockModel", "map_to_slot"]
 
 _MASK64 = (1 << 64) - 1
 
@@ -64,6 +66,43 @@ def ideal_calibration(fine_ps: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(fine_ps) * (1 << CAL_FRAC_BITS)).astype(np.int64)
 
 
+_SLOT_MASK = (1 << SLOT_BITS) - 1
+
+
+@dataclass(frozen=True)
+class SlotClockModel:
+    """The slot clock's state ``k`` cycles after it was preloaded with ``(slot, offset, rem)``.
+
+    Exact: the accumulator ``offset·den + rem`` advances by ``step`` per cycle and wraps at
+    ``wrap``, so after ``k`` cycles it is ``(acc0 + k·step) mod wrap`` with
+    ``(acc0 + k·step) div wrap`` slots counted.
+    """
+
+    constants: SlotClockConstants
+    slot0: int = 0
+    offset0: int = 0
+    rem0: int = 0
+
+    def state(self, k: int) -> tuple[int, int, int]:
+        """``(slot, offset, rem)`` after ``k`` cycles."""
+        c = self.constants
+        slots, acc = divmod(self.offset0 * c.den + self.rem0 + k * c.step, c.wrap)
+        offset, rem = divmod(acc, c.den)
+        return (self.slot0 + slots) & _SLOT_MASK, offset, rem
+
+
+def map_to_slot(slot: int, phase_sum: int, wrap_int: int) -> tuple[int, int] | None:
+    """:class:`tbqkd.hdl.slots.SlotMapper`: ``(slot, phase ps)`` or None (range error)."""
+    for _ in range(2):
+        if phase_sum < 0:
+            slot, phase_sum = slot - 1, phase_sum + wrap_int
+        elif phase_sum >= wrap_int:
+            slot, phase_sum = slot + 1, phase_sum - wrap_int
+    if not 0 <= phase_sum < wrap_int:
+        return None
+    return slot & _SLOT_MASK, phase_sum >> CAL_FRAC_BITS
+
+
 @dataclass
 class TaggerSettings:
     """Register-level settings of the tagger that the model needs."""
@@ -74,12 +113,14 @@ class TaggerSettings:
     delay_ps: list[int] = field(default_factory=list)
     dead_time: list[int] = field(default_factory=list)
     calibration: np.ndarray | None = None     # (n_channels, 2**code_bits) entries, 1/16 ps
+    slot_clock: SlotClockConstants | None = None
 
     @classmethod
     def defaults(cls, config: TaggerConfig) -> TaggerSettings:
         n = config.n_channels
         return cls(n, True, [True] * n, [0] * n, [config.min_dead_time] * n,
-                   np.zeros((n, 1 << config.code_bits), dtype=np.int64))
+                   np.zeros((n, 1 << config.code_bits), dtype=np.int64),
+                   slot_clock_constants(config.period_ps, config.slot_period))
 
 
 @dataclass
@@ -92,6 +133,8 @@ class TagResult:
     cycle: np.ndarray        # int64, cycle of detection
     events: np.ndarray       # per channel
     suppressed: np.ndarray   # per channel
+    slot: np.ndarray | None = None    # uint64, the tag's slot (as the slot mapper leaves it)
+    phase: np.ndarray | None = None   # int64, ps within the slot; -1 for a range error
 
     def __len__(self) -> int:
         return len(self.timestamp)
@@ -106,12 +149,16 @@ class TaggerModel:
     """
 
     def __init__(self, config: TaggerConfig, settings: TaggerSettings | None = None,
-                 *, cycle_offset: int = 0, time_offset_ps: int = 0, rem_offset: int = 0) -> None:
+                 *, cycle_offset: int = 0, time_offset_ps: int = 0, rem_offset: int = 0,
+                 slot_offset: tuple[int, int, int] = (0, 0, 0)) -> None:
         self.config = config
         self.settings = settings or TaggerSettings.defaults(config)
         self._cycle_offset = cycle_offset
         self._time_offset = time_offset_ps
         self._rem_offset = rem_offset
+        constants = self.settings.slot_clock or \
+            slot_clock_constants(config.period_ps, config.slot_period)
+        self.slot_clock = SlotClockModel(constants, *slot_offset)
 
     def time_at(self, cycle: np.ndarray) -> np.ndarray:
         """Time base (ps, mod 2^64) of absolute cycle numbers, honouring a preload.
@@ -167,5 +214,20 @@ class TaggerModel:
         delay = np.array(s.delay_ps, dtype=np.int64)[chan[idx]]
         timestamp = np.array([(int(b) + int(f) + int(d)) & _MASK64
                               for b, f, d in zip(base, fine, delay, strict=True)], dtype=np.uint64)
+        slot, phase = self._slots(cycle[idx], np.asarray(s.calibration)[chan[idx], code[idx]],
+                                  delay)
         return TagResult(timestamp, chan[idx].astype(np.uint8), code[idx], cycle[idx],
-                         events, suppressed)
+                         events, suppressed, slot, phase)
+
+    def _slots(self, cycle, cal_entry, delay) -> tuple[np.ndarray, np.ndarray]:
+        """Each tag's (slot, phase) through the slot clock and the slot mapper."""
+        wrap_int = self.slot_clock.constants.wrap_int
+        slots = np.zeros(len(cycle), dtype=np.uint64)
+        phases = np.full(len(cycle), -1, dtype=np.int64)
+        for i, (cy, fine, d) in enumerate(zip(cycle, cal_entry, delay, strict=True)):
+            k = (int(cy) - self._cycle_offset) & _MASK64
+            slot, offset, _ = self.slot_clock.state(k)
+            mapped = map_to_slot(slot, offset + (int(d) << CAL_FRAC_BITS) + int(fine), wrap_int)
+            if mapped is not None:
+                slots[i], phases[i] = mapped
+        return slots, phases

@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axil import AXI4LiteSignature, forward_flat_axi4lite
 from .config import TaggerConfig
+from .records import STREAMS
 from .top import TOP_NAME, ReceiverTop
 
 __all__ = ["SynthHarness", "XilinxReport", "xilinx_utilisation", "ecp5_fmax", "SynthError"]
@@ -37,12 +38,20 @@ class SynthError(RuntimeError):
 
 
 class SynthHarness(wiring.Component):
-    """The receiver top with few pins: shift-register word inputs and folded TDATA."""
+    """The receiver top with few pins: shift-register word and answer inputs, folded TDATA."""
 
     def __init__(self, config: TaggerConfig) -> None:
         self._config = config
-        members = {"aclk": In(1), "aresetn": In(1), "m_axis_tready": In(1),
-                   "m_axis_tvalid": Out(1), "m_axis_tlast": Out(1), "tdata_fold": Out(8)}
+        members = {"aclk": In(1), "aresetn": In(1), "irq": Out(1), "dac_sclk": Out(1),
+                   "dac_mosi": Out(1), "dac_sync_n": Out(1), "dac_ldac_n": Out(1)}
+        for port in STREAMS:
+            p = port.prefix
+            if port.direction == "out":
+                members.update({f"{p}_tready": In(1), f"{p}_tvalid": Out(1),
+                                f"{p}_tlast": Out(1), f"{p}_fold": Out(8)})
+            else:
+                members.update({f"{p}_serial": In(1), f"{p}_tvalid": In(1),
+                                f"{p}_tready": Out(1)})
         for name, member in AXI4LiteSignature(16).members.items():
             members[f"s_axi_{name}"] = member
         for ch in range(config.n_channels):
@@ -57,18 +66,30 @@ class SynthHarness(wiring.Component):
         m.domains.harness = cd = ClockDomain("harness")
         m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
         m.submodules.top = top = ReceiverTop(c)
-        m.d.comb += [top.aclk.eq(self.aclk), top.aresetn.eq(self.aresetn),
-                     top.m_axis_tready.eq(self.m_axis_tready),
-                     self.m_axis_tvalid.eq(top.m_axis_tvalid),
-                     self.m_axis_tlast.eq(top.m_axis_tlast)]
+        m.d.comb += [top.aclk.eq(self.aclk), top.aresetn.eq(self.aresetn)]
+        for name in ("irq", "dac_sclk", "dac_mosi", "dac_sync_n", "dac_ldac_n"):
+            m.d.comb += getattr(self, name).eq(getattr(top, name))
         forward_flat_axi4lite(m, self, top, 16)
+        for port in STREAMS:
+            p = port.prefix
+            tdata = getattr(top, f"{p}_tdata")
+            if port.direction == "out":
+                fold = Signal(8, name=f"{p}_fold")
+                m.d.harness += fold.eq(Cat(*(tdata[i::8].xor() for i in range(8))))
+                m.d.comb += [getattr(top, f"{p}_tready").eq(getattr(self, f"{p}_tready")),
+                             getattr(self, f"{p}_tvalid").eq(getattr(top, f"{p}_tvalid")),
+                             getattr(self, f"{p}_tlast").eq(getattr(top, f"{p}_tlast")),
+                             getattr(self, f"{p}_fold").eq(fold)]
+            else:
+                shift = Signal(port.record.width, name=f"{p}_shift")
+                m.d.harness += shift.eq(Cat(getattr(self, f"{p}_serial"), shift[:-1]))
+                m.d.comb += [tdata.eq(shift),
+                             getattr(top, f"{p}_tvalid").eq(getattr(self, f"{p}_tvalid")),
+                             getattr(self, f"{p}_tready").eq(getattr(top, f"{p}_tready"))]
         for ch in range(c.n_channels):
             shift = Signal(c.word_width, name=f"shift{ch}")
             m.d.harness += shift.eq(Cat(getattr(self, f"ch{ch}_serial"), shift[:-1]))
             m.d.comb += getattr(top, f"ch{ch}_samples").eq(shift)
-        fold = Signal(8)
-        m.d.harness += fold.eq(Cat(*(top.m_axis_tdata[i::8].xor() for i in range(8))))
-        m.d.comb += self.tdata_fold.eq(fold)
         return m
 
 

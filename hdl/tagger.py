@@ -23,13 +23,21 @@ channels, order holds up to the difference of their programmed delays plus one c
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import CAL_FRAC_BITS, CAL_WIDTH, TaggerConfig
+from .config import (
+    CAL_FRAC_BITS,
+    CAL_WIDTH,
+    OFFSET_WIDTH,
+    SLOT_REM_WIDTH,
+    TaggerConfig,
+    slot_clock_constants,
+)
 from .layouts import struct_layout
-from .records import TAG
+from .records import PHASE_BITS, SLOT_BITS, TAG
+from .slots import PHASE_SUM_WIDTH, SlotClock, SlotMapper
 
 __all__ = ["popcount", "FirstEdgeEncoder", "ChannelGate", "TimeBase", "TagFramer", "Tagger",
            "ENCODER_LATENCY"]
@@ -129,12 +137,13 @@ class ChannelGate(wiring.Component):
     An edge is accepted when the channel is enabled and at least ``dead_time`` cycles have
     passed since its last accepted edge. ``suppressed`` is the number of edges dropped by the
     dead time this cycle (a rejected hit plus the encoder's extra edges): 0, 1 or more.
+    ``expire`` ends the dead time at once (simulation: idle time was skipped).
     """
 
     def __init__(self, code_bits: int) -> None:
         super().__init__({
             "hit": In(1), "code": In(code_bits), "extra": In(code_bits + 1),
-            "enable": In(1), "dead_time": In(24),
+            "enable": In(1), "dead_time": In(24), "expire": In(1),
             "accept": Out(1), "accept_code": Out(code_bits), "suppressed": Out(code_bits + 2),
         })
 
@@ -147,6 +156,8 @@ class ChannelGate(wiring.Component):
         m.d.comb += accept.eq(self.hit & self.enable & ready)
         with m.If(accept):
             m.d.sync += since.eq(1)
+        with m.Elif(self.expire):                 # the Verilator model skipped idle time
+            m.d.sync += since.eq((1 << 24) - 1)
         with m.Elif(since != (1 << 24) - 1):
             m.d.sync += since.eq(since + 1)
         m.d.sync += [
@@ -204,15 +215,19 @@ class TagFramer(wiring.Component):
     closes the frame as soon as every tag already in the core has been sent: the framer waits
     until ``upstream_empty`` (nothing left in the tagger's pipeline and FIFOs) and marks the
     last tag. To know whether a tag is the last one, the framer holds one tag back until the
-    next arrives or the idle time expires. Throughput one tag per cycle; TVALID/TDATA/TLAST stay
-    stable until TREADY (AXI4-Stream rules).
+    next arrives or the idle time expires (``expire``: at once; simulation skipped idle time).
+    Throughput one tag per cycle; TVALID/TDATA/TLAST stay stable until TREADY (AXI4-Stream
+    rules). The end-of-frame and time-out comparisons are made one cycle ahead, on the next
+    values of the counters, so that no wide comparison sits between TREADY and the output
+    register; ``frame_words`` and ``flush_cycles`` take effect one tag or idle cycle after
+    they change.
     """
 
     def __init__(self) -> None:
         super().__init__({
             "i_data": In(128), "i_valid": In(1), "i_ready": Out(1),
             "frame_words": In(16), "flush_cycles": In(24), "flush": In(1),
-            "upstream_empty": In(1),
+            "upstream_empty": In(1), "expire": In(1),
             "tdata": Out(128), "tvalid": Out(1), "tready": In(1), "tlast": Out(1),
             "sent": Out(1), "sent_last": Out(1),
         })
@@ -235,30 +250,39 @@ class TagFramer(wiring.Component):
         m.d.comb += can_load.eq(~self.tvalid | transfer)
         frame_limit = Signal(16)
         m.d.comb += frame_limit.eq(Mux(self.frame_words == 0, 0, self.frame_words - 1))
-        # frame_count as it will be when the next tag is loaded
-        count_next = Signal(16)
-        m.d.comb += count_next.eq(Mux(transfer, Mux(self.tlast, 0, frame_count + 1),
-                                      frame_count))
+        # frame_count as it will be when the next tag is loaded: one of three values, whose
+        # comparisons with the limit are registered (on the counter's next value)
+        at_limit, next_at_limit, limit_zero = Signal(), Signal(), Signal()
+        fc_next = Signal(16)
+        m.d.comb += fc_next.eq(Mux(transfer, Mux(self.tlast, 0, frame_count + 1), frame_count))
+        m.d.sync += [at_limit.eq(fc_next >= frame_limit),
+                     next_at_limit.eq(fc_next + 1 >= frame_limit),
+                     limit_zero.eq(frame_limit == 0)]
+        end_frame = Signal()
+        m.d.comb += end_frame.eq(Mux(transfer, Mux(self.tlast, limit_zero, next_at_limit),
+                                     at_limit))
         with m.If(self.flush):
             m.d.sync += flush_pending.eq(1)
 
+        idle_done = Signal()           # idle >= flush_cycles, registered with idle
         with m.If(held_valid & can_load):
-            end_frame = count_next >= frame_limit
             flushing = flush_pending & self.upstream_empty
-            timed_out = (idle >= self.flush_cycles) | flushing
+            timed_out = idle_done | flushing | self.expire
             with m.If(end_frame | self.i_valid | timed_out):
                 last = end_frame | ~self.i_valid
                 m.d.sync += [self.tdata.eq(held), self.tvalid.eq(1), self.tlast.eq(last),
-                             idle.eq(0)]
+                             idle.eq(0), idle_done.eq(self.flush_cycles == 0)]
                 with m.If(~self.i_valid & self.upstream_empty):   # nothing left: flushed
                     m.d.sync += flush_pending.eq(0)
                 m.d.comb += self.i_ready.eq(1)
                 m.d.sync += [held.eq(self.i_data), held_valid.eq(self.i_valid)]
             with m.Else():
-                m.d.sync += idle.eq(Mux(idle.all(), idle, idle + 1))
+                idle_next = Mux(idle.all(), idle, idle + 1)
+                m.d.sync += [idle.eq(idle_next), idle_done.eq(idle_next >= self.flush_cycles)]
         with m.Elif(~held_valid):
             m.d.comb += self.i_ready.eq(1)
-            m.d.sync += [held.eq(self.i_data), held_valid.eq(self.i_valid), idle.eq(0)]
+            m.d.sync += [held.eq(self.i_data), held_valid.eq(self.i_valid), idle.eq(0),
+                         idle_done.eq(self.flush_cycles == 0)]
         return m
 
 
@@ -284,8 +308,20 @@ class Tagger(wiring.Component):
             "cal_we": In(1), "cal_channel": In(5), "cal_code": In(cb),
             "cal_fine": In(CAL_WIDTH),
             "frame_words": In(16), "flush_cycles": In(24), "flush": In(1),
+            "tag_stream": In(1),
+            # simulation only (tied off in synthesis): jump across idle time in one cycle
+            "skip": In(1), "skip_cycle": In(64), "skip_time": In(64), "skip_rem": In(16),
+            "skip_slot": In(SLOT_BITS), "skip_slot_offset": In(OFFSET_WIDTH),
+            "skip_slot_rem": In(SLOT_REM_WIDTH),
+            # slot clock
+            "slot_step_int": In(OFFSET_WIDTH), "slot_step_rem": In(SLOT_REM_WIDTH),
+            "slot_wrap_int": In(OFFSET_WIDTH), "slot_wrap_rem": In(SLOT_REM_WIDTH),
+            "slot_den": In(SLOT_REM_WIDTH), "preload_slot": In(SLOT_BITS),
+            "preload_slot_offset": In(OFFSET_WIDTH), "preload_slot_rem": In(SLOT_REM_WIDTH),
             # status and counters
-            "cycle": Out(64), "time": Out(64),
+            "cycle": Out(64), "time": Out(64), "time_rem": Out(16), "slot": Out(SLOT_BITS),
+            "slot_offset": Out(OFFSET_WIDTH), "slot_rem": Out(SLOT_REM_WIDTH),
+            "slot_range_errors": Out(32),
             "events": Out(data.ArrayLayout(unsigned(64), n)),
             "suppressed": Out(data.ArrayLayout(unsigned(64), n)),
             "dropped": Out(data.ArrayLayout(unsigned(64), n)),
@@ -293,6 +329,9 @@ class Tagger(wiring.Component):
             "tags_out": Out(64), "frames_out": Out(64),
             # tag stream
             "tdata": Out(128), "tvalid": Out(1), "tready": In(1), "tlast": Out(1),
+            # every tag as (slot, phase), one per cycle, no back-pressure
+            "st_valid": Out(1), "st_slot": Out(SLOT_BITS), "st_phase": Out(PHASE_BITS),
+            "st_channel": Out(8),
         })
 
     def elaborate(self, platform) -> Module:
@@ -301,14 +340,30 @@ class Tagger(wiring.Component):
         n, w, cb = c.n_channels, c.word_width, c.code_bits
 
         m.submodules.time_base = tb = TimeBase(c)
-        m.d.comb += [tb.preload.eq(self.preload), tb.preload_cycle.eq(self.preload_cycle),
-                     tb.preload_time.eq(self.preload_time), tb.preload_rem.eq(self.preload_rem),
-                     self.cycle.eq(tb.cycle), self.time.eq(tb.time)]
+        m.d.comb += [tb.preload.eq(self.preload | self.skip),
+                     tb.preload_cycle.eq(Mux(self.skip, self.skip_cycle, self.preload_cycle)),
+                     tb.preload_time.eq(Mux(self.skip, self.skip_time, self.preload_time)),
+                     tb.preload_rem.eq(Mux(self.skip, self.skip_rem, self.preload_rem)),
+                     self.cycle.eq(tb.cycle), self.time.eq(tb.time), self.time_rem.eq(tb.rem)]
 
-        # Stage 0: register the sample words with the time base of their cycle.
+        m.submodules.slot_clock = sc = SlotClock(
+            slot_clock_constants(c.period_ps, c.slot_period))
+        m.d.comb += [sc.step_int.eq(self.slot_step_int), sc.step_rem.eq(self.slot_step_rem),
+                     sc.wrap_int.eq(self.slot_wrap_int), sc.wrap_rem.eq(self.slot_wrap_rem),
+                     sc.den.eq(self.slot_den), sc.preload.eq(self.preload | self.skip),
+                     sc.preload_slot.eq(Mux(self.skip, self.skip_slot, self.preload_slot)),
+                     sc.preload_offset.eq(Mux(self.skip, self.skip_slot_offset,
+                                              self.preload_slot_offset)),
+                     sc.preload_rem.eq(Mux(self.skip, self.skip_slot_rem, self.preload_slot_rem)),
+                     self.slot.eq(sc.slot), self.slot_offset.eq(sc.offset),
+                     self.slot_rem.eq(sc.rem)]
+
+        # Stage 0: register the sample words with the time base (and slot) of their cycle.
         words_q = Signal.like(self.words)
-        time_pipe = [Signal(64, name=f"time_s{i}") for i in range(ENCODER_LATENCY + 2)]
-        m.d.sync += [words_q.eq(self.words), time_pipe[0].eq(tb.time)]
+        stamp = data.StructLayout({"time": 64, "slot": SLOT_BITS, "offset": OFFSET_WIDTH})
+        time_pipe = [Signal(stamp, name=f"stamp_s{i}") for i in range(ENCODER_LATENCY + 2)]
+        m.d.sync += [words_q.eq(self.words), time_pipe[0].time.eq(tb.time),
+                     time_pipe[0].slot.eq(sc.slot), time_pipe[0].offset.eq(sc.offset)]
         for a, b in zip(time_pipe, time_pipe[1:], strict=False):
             m.d.sync += b.eq(a)
         # Which of the stages before the event FIFO may hold a hit (for the framer's flush).
@@ -320,6 +375,12 @@ class Tagger(wiring.Component):
         m.d.comb += words_busy.eq(channel_busy.any())
         busy_pipe = Signal(ENCODER_LATENCY + 1)
         m.d.sync += busy_pipe.eq(Cat(words_busy, busy_pipe[:-1]))
+
+        # A skip of idle time reaches the gates with the (empty) words that follow it, after
+        # every word before it: its dead time ends exactly between them.
+        skip_pipe = Signal(ENCODER_LATENCY + 1)
+        m.d.sync += skip_pipe.eq(Cat(self.skip, skip_pipe[:-1]))
+        skip_at_gate = skip_pipe[-1]
 
         # Stages 1..3: encoders and gates.
         accept = Signal(n)
@@ -333,7 +394,7 @@ class Tagger(wiring.Component):
                 enc.word.eq(words_q[ch]),
                 gate.hit.eq(enc.hit), gate.code.eq(enc.code), gate.extra.eq(enc.extra),
                 gate.enable.eq(self.enable[ch] & self.run),
-                gate.dead_time.eq(self.dead_time[ch]),
+                gate.dead_time.eq(self.dead_time[ch]), gate.expire.eq(skip_at_gate),
                 accept[ch].eq(gate.accept), codes[ch].eq(gate.accept_code),
             ]
             with m.If(self.clear_counters):
@@ -343,11 +404,13 @@ class Tagger(wiring.Component):
         event_time = time_pipe[-1]
 
         # The event FIFO: one entry per cycle that has at least one accepted event.
-        entry = data.StructLayout({"time": 64, "mask": n, "codes": data.ArrayLayout(cb, n)})
+        entry = data.StructLayout({"time": 64, "slot": SLOT_BITS, "offset": OFFSET_WIDTH,
+                                   "mask": n, "codes": data.ArrayLayout(cb, n)})
         m.submodules.events = ev_fifo = fifo.SyncFIFOBuffered(
             width=entry.size, depth=c.fifo_depth)
         push = Signal(entry)
-        m.d.comb += [push.time.eq(event_time), push.mask.eq(accept)]
+        m.d.comb += [push.time.eq(event_time.time), push.slot.eq(event_time.slot),
+                     push.offset.eq(event_time.offset), push.mask.eq(accept)]
         for ch in range(n):
             m.d.comb += push.codes[ch].eq(codes[ch])
         m.d.comb += [ev_fifo.w_data.eq(push), ev_fifo.w_en.eq(accept.any())]
@@ -365,7 +428,10 @@ class Tagger(wiring.Component):
         # only when the output FIFO has room for everything in flight (credit), so the
         # calibration pipeline never has to stall.
         out_depth = 8
-        m.submodules.out = out_fifo = fifo.SyncFIFOBuffered(width=128, depth=out_depth)
+        out_entry = data.StructLayout({"tag": struct_layout(TAG), "slot": SLOT_BITS,
+                                       "phase_sum": signed(PHASE_SUM_WIDTH)})
+        m.submodules.out = out_fifo = fifo.SyncFIFOBuffered(width=out_entry.size,
+                                                             depth=out_depth)
         head = Signal(entry)
         m.d.comb += head.eq(ev_fifo.r_data)
         done_mask = Signal(n)
@@ -402,29 +468,54 @@ class Tagger(wiring.Component):
         # L1: RAM read issued; the channel's delay and the time base registered.
         time1, delay1 = Signal(64), Signal(32)
         chan1, code1 = Signal(8), Signal(cb)
+        slot1, offset1 = Signal(SLOT_BITS), Signal(OFFSET_WIDTH)
         m.d.sync += [valid[0].eq(issue), chan1.eq(sel), code1.eq(head_codes[sel]),
-                     time1.eq(head.time), delay1.eq(delays[sel])]
+                     time1.eq(head.time), delay1.eq(delays[sel]),
+                     slot1.eq(head.slot), offset1.eq(head.offset)]
         # L2: time base + delay; the fine time from the RAM registered.
         base2, fine2 = Signal(64), Signal(CAL_WIDTH)
         chan2, code2 = Signal(8), Signal(cb)
+        slot2, psum2 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
         m.d.sync += [valid[1].eq(valid[0]), chan2.eq(chan1), code2.eq(code1),
-                     base2.eq(time1 + delay1.as_signed()), fine2.eq(cal_r.data)]
+                     base2.eq(time1 + delay1.as_signed()), fine2.eq(cal_r.data),
+                     slot2.eq(slot1),
+                     psum2.eq(offset1 + (delay1.as_signed() << CAL_FRAC_BITS))]
         # L3: + fine time rounded to whole picoseconds.
         ts3 = Signal(64)
         chan3, code3 = Signal(8), Signal(cb)
+        slot3, psum3 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
         m.d.sync += [valid[2].eq(valid[1]), chan3.eq(chan2), code3.eq(code2),
-                     ts3.eq(base2 + (fine2 >> CAL_FRAC_BITS) + fine2[CAL_FRAC_BITS - 1])]
-        tag = Signal(struct_layout(TAG))        # the layout shared with the host
-        m.d.comb += [tag.timestamp.eq(ts3), tag.channel.eq(chan3), tag.code.eq(code3)]
-        m.d.comb += [out_fifo.w_data.eq(tag), out_fifo.w_en.eq(valid[2])]
+                     ts3.eq(base2 + (fine2 >> CAL_FRAC_BITS) + fine2[CAL_FRAC_BITS - 1]),
+                     slot3.eq(slot2), psum3.eq(psum2 + fine2)]
+        out_w = Signal(out_entry)
+        m.d.comb += [out_w.tag.timestamp.eq(ts3), out_w.tag.channel.eq(chan3),
+                     out_w.tag.code.eq(code3), out_w.slot.eq(slot3), out_w.phase_sum.eq(psum3)]
+        m.d.comb += [out_fifo.w_data.eq(out_w), out_fifo.w_en.eq(valid[2])]
+        out_r = Signal(out_entry)
+        m.d.comb += out_r.eq(out_fifo.r_data)
+
+        # Every tag also goes to the slot mapper as it leaves the output FIFO. With the tag
+        # stream off, tags leave at one per cycle whatever m_axis does.
+        popped = Signal()
+        m.d.comb += popped.eq(out_fifo.r_rdy & out_fifo.r_en)
+        m.submodules.slot_mapper = mapper = SlotMapper()
+        m.d.comb += [mapper.wrap_int.eq(self.slot_wrap_int), mapper.i_valid.eq(popped),
+                     mapper.i_slot.eq(out_r.slot), mapper.i_sum.eq(out_r.phase_sum),
+                     mapper.i_channel.eq(out_r.tag.channel),
+                     self.st_valid.eq(mapper.o_valid), self.st_slot.eq(mapper.o_slot),
+                     self.st_phase.eq(mapper.o_phase), self.st_channel.eq(mapper.o_channel)]
+        with m.If(self.clear_counters):
+            m.d.sync += self.slot_range_errors.eq(0)
+        with m.Elif(mapper.range_error):
+            m.d.sync += self.slot_range_errors.eq(self.slot_range_errors + 1)
 
         # Framing onto the AXI4-Stream.
         m.submodules.framer = framer = TagFramer()
         m.d.comb += [
-            framer.i_data.eq(out_fifo.r_data), framer.i_valid.eq(out_fifo.r_rdy),
-            out_fifo.r_en.eq(framer.i_ready),
+            framer.i_data.eq(out_r.tag), framer.i_valid.eq(out_fifo.r_rdy & self.tag_stream),
+            out_fifo.r_en.eq(Mux(self.tag_stream, framer.i_ready, 1)),
             framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
-            framer.flush.eq(self.flush),
+            framer.flush.eq(self.flush), framer.expire.eq(self.skip),
             framer.upstream_empty.eq(~words_busy & ~busy_pipe.any() & ~accept.any()
                                      & (ev_fifo.level == 0) & ~Cat(*valid).any()
                                      & (out_fifo.level == 0)),

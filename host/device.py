@@ -42,8 +42,14 @@ class Device(ABC):
         """Write the 32-bit word at byte ``offset``."""
 
     @abstractmethod
-    def read_stream(self, max_bytes: int | None = None) -> bytes:
-        """Return the tag-stream bytes received so far (whole records), up to ``max_bytes``."""
+    def read_stream(self, max_bytes: int | None = None, *, stream: str = "m_axis") -> bytes:
+        """Return the bytes received so far on output ``stream`` (whole records), up to
+        ``max_bytes``. Streams are named by their port prefix (``tbqkd.hdl.records.STREAMS``):
+        ``m_axis`` tags, ``m_axis_announce``, ``m_axis_sifted``, ``m_axis_phase``."""
+
+    @abstractmethod
+    def write_stream(self, data: bytes, *, stream: str = "s_axis_answer") -> None:
+        """Queue whole records for the core's input ``stream`` (Alice's answers)."""
 
     # --- by-name API ----------------------------------------------------------------------
     def read(self, name: str) -> int:

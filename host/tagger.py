@@ -60,7 +60,11 @@ class TaggerInterface:
             d.write(f"CH{channel}_DEAD_TIME", cycles=int(dead_time_cycles))
 
     def set_running(self, run: bool) -> None:
-        self._device.write("CONTROL", run=int(run))
+        self._device.modify("CONTROL", run=int(run))
+
+    def set_tag_stream(self, on: bool) -> None:
+        """Send every tag on ``m_axis`` (off: tags only feed classification and histograms)."""
+        self._device.modify("CONTROL", tag_stream=int(on))
 
     def set_framing(self, frame_words: int, flush_cycles: int) -> None:
         """TLAST every ``frame_words`` tags, and after ``flush_cycles`` idle cycles."""

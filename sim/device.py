@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tbqkd.hdl.config import TaggerConfig, tagger_regmap
+from tbqkd.hdl.config import TaggerConfig
+from tbqkd.hdl.records import STREAMS
+from tbqkd.hdl.registers import core_regmap
 from tbqkd.host.device import Device, DeviceError
 
 from .frontend import SampleWords
@@ -18,16 +20,23 @@ __all__ = ["VerilatorDevice", "open_verilator_device"]
 class VerilatorDevice(Device):
     """A receiver core simulated by Verilator, fed sample words by :meth:`feed`.
 
-    Tags the core emits accumulate until :meth:`read_stream` takes them, like a DMA buffer.
+    What the core emits on each output stream accumulates until :meth:`read_stream` takes it,
+    like a DMA buffer; records queued with :meth:`write_stream` are offered on its input stream
+    during the following runs.
     """
 
     def __init__(self, model: VerilatorModel, config: TaggerConfig) -> None:
-        super().__init__(tagger_regmap(config))
+        super().__init__(core_regmap(config))
         self.config = config
         self.model = model
-        self._stream = bytearray()
+        self._streams = {p.prefix: bytearray() for p in STREAMS if p.direction == "out"}
+        self._record_bytes = {p.prefix: p.record.nbytes for p in STREAMS}
+        self._answers = bytearray()
         self.frames = 0
         self.model_seconds = 0.0       # wall time spent inside the compiled model
+        self.cycles_clocked = 0
+        self.skips = 0
+        self.skip_min = 0              # > 0: skip idle spans of at least this many cycles
 
     def read32(self, offset: int) -> int:
         try:
@@ -41,19 +50,39 @@ class VerilatorDevice(Device):
         except ModelError as exc:
             raise DeviceError(str(exc)) from None
 
-    def read_stream(self, max_bytes: int | None = None) -> bytes:
-        size = len(self._stream) if max_bytes is None else min(max_bytes, len(self._stream))
-        size -= size % 16
-        data = bytes(self._stream[:size])
-        del self._stream[:size]
+    def read_stream(self, max_bytes: int | None = None, *, stream: str = "m_axis") -> bytes:
+        try:
+            buffer, record = self._streams[stream], self._record_bytes[stream]
+        except KeyError:
+            raise DeviceError(f"no output stream {stream!r}") from None
+        size = len(buffer) if max_bytes is None else min(max_bytes, len(buffer))
+        size -= size % record
+        data = bytes(buffer[:size])
+        del buffer[:size]
         return data
+
+    def write_stream(self, data: bytes, *, stream: str = "s_axis_answer") -> None:
+        if stream != "s_axis_answer":
+            raise DeviceError(f"no input stream {stream!r}")
+        if len(data) % self._record_bytes[stream]:
+            raise DeviceError(f"{len(data)} bytes is not a whole number of "
+                              f"{self._record_bytes[stream]}-byte records")
+        self._answers += data
+
+    @property
+    def answers_pending(self) -> int:
+        return len(self._answers) // self._record_bytes["s_axis_answer"]
+
+    def dac(self) -> tuple[int, int, int]:
+        """The last frame on the DAC's SPI pins: ``(word, bits, frames so far)``."""
+        return self.model.dac()
 
     def feed(self, words: SampleWords | None, cycles: int, *, ready_percent: int = 100,
              seed: int = 0, drain: bool = False) -> RunResult:
-        """Clock the core for ``cycles`` cycles driving ``words``; collect its tags.
+        """Advance the core by ``cycles`` cycles driving ``words``; collect what it emits.
 
         ``drain``: then keep clocking until the core has been quiet for longer than its flush
-        time-out, so every tag has left. Sample words must not be scheduled before the cycle
+        time-out, so every record has left. Sample words must not be scheduled before the cycle
         the core is at (a register access also advances the clock).
         """
         result = self._run(cycles, words, ready_percent, seed, 0)
@@ -61,21 +90,37 @@ class VerilatorDevice(Device):
             idle = self.read("FLUSH_CYCLES") + 64
             tail = self._run(2 * idle, None, ready_percent, seed, idle)
             result = RunResult(result.cycles + tail.cycles, result.words_used, 0,
-                               np.concatenate([result.tdata, tail.tdata]),
-                               np.concatenate([result.tlast, tail.tlast]))
+                               result.clocked + tail.clocked, result.skips,
+                               result.answers_sent + tail.answers_sent)
         return result
 
     def _run(self, cycles, words, ready_percent, seed, idle_limit) -> RunResult:
-        tic = time.perf_counter()
-        result = self.model.run(cycles, words, ready_percent=ready_percent, seed=seed,
-                                idle_limit=idle_limit)
-        self.model_seconds += time.perf_counter() - tic
-        if result.words_skipped:
-            raise DeviceError(f"{result.words_skipped} sample words were scheduled for cycles "
-                              "that had already passed")
-        self._stream += result.tag_bytes
-        self.frames += int(result.tlast.sum())
-        return result
+        """One model run, repeated while an output buffer filled up before the end."""
+        done = RunResult(0, 0, 0)
+        while True:
+            tic = time.perf_counter()
+            result = self.model.run(cycles - done.cycles, words, ready_percent=ready_percent,
+                                    seed=seed, idle_limit=idle_limit, skip_min=self.skip_min,
+                                    answers=bytes(self._answers))
+            self.model_seconds += time.perf_counter() - tic
+            if result.words_skipped:
+                raise DeviceError(f"{result.words_skipped} sample words were scheduled for "
+                                  "cycles that had already passed")
+            del self._answers[:result.answers_sent * self._record_bytes["s_axis_answer"]]
+            for prefix, data in result.streams.items():
+                self._streams[prefix] += data
+            self.frames += int(result.tlast.sum())
+            self.cycles_clocked += result.clocked
+            self.skips += result.skips
+            done = RunResult(done.cycles + result.cycles, done.words_used + result.words_used,
+                             0, done.clocked + result.clocked, done.skips + result.skips,
+                             done.answers_sent + result.answers_sent)
+            filled = any(len(data) // self._record_bytes[prefix] >= result.capacity
+                         for prefix, data in result.streams.items())
+            if not filled or done.cycles >= cycles:
+                return done
+            if words is not None:
+                words = words.split(self.model.cycle)[1]
 
     def feed_events(self, frontend, time_ps: np.ndarray, channel: np.ndarray, *,
                     chunk: int = 20_000, ready_percent: int = 100, seed: int = 0,
@@ -117,8 +162,7 @@ def open_verilator_device(config: TaggerConfig | None = None, *, vcd_path: str |
 
     config = config or TaggerConfig()
     verilog = verilog_for(config)
-    library = build_model(verilog, config.n_channels, config.word_width,
-                          trace=bool(vcd_path), build_dir=build_dir)
+    library = build_model(verilog, config, trace=bool(vcd_path), build_dir=build_dir)
     device = VerilatorDevice(VerilatorModel(library, vcd_path=vcd_path), config)
     device.model.reset()
     device.check_identity()

@@ -3,7 +3,9 @@
 Alice splits her key into frames of ``n`` payload bits. Each frame is a word of an LDPC code of
 ``N = n + d`` variables and ``m`` checks (:mod:`.codes`): ``n`` key bits and ``d`` *punctured*
 positions that Alice fills with secret random bits. With ``h = h(qber)``, ``m = f_max n h`` and
-``d = (f_max - f_min) n h``, so the first attempt runs at efficiency ``f_min``.
+``d = (f_max - f_min) n h``, so the first attempt runs at efficiency ``f_min``. ``f_max``
+defaults to 1.20 where ``h >= 0.25`` (QBER above about 4.2 %) and to 1.32 below, where the
+codes need more margin.
 
 Protocol:
 
@@ -45,6 +47,9 @@ __all__ = ["LdpcOptions", "LdpcAlice", "LdpcBob", "FramePlan", "plan_frames", "d
 _KNOWN_LLR = 60.0
 #: Iterations without fewer unsatisfied checks after which an attempt is abandoned.
 _PATIENCE = 8
+#: Automatic ``f_max`` (QBER above / below the entropy threshold) and that threshold.
+_AUTO_F_MAX = (1.20, 1.32)
+_AUTO_F_MAX_ENTROPY = 0.25
 #: Random-subset parities of the whole key that Alice sends so that Bob can confirm success.
 _CONFIRM_BITS = 32
 
@@ -57,6 +62,7 @@ class LdpcOptions:
     ----------
     f_min, f_max
         Efficiency of the first attempt and of the last one (all punctured bits revealed).
+        ``f_max=None`` picks it from the QBER (see :func:`plan_frames`).
     steps
         Revelation steps between ``f_min`` and ``f_max``.
     max_frame_bits
@@ -74,9 +80,9 @@ class LdpcOptions:
         choice) draws them from the operating system; tests fix it for reproducibility.
     """
 
-    f_min: float = 1.08
-    f_max: float = 1.35
-    steps: int = 8
+    f_min: float = 1.04
+    f_max: float | None = None
+    steps: int = 20
     max_frame_bits: int = 100_000
     min_frame_bits: int = 10_000
     max_iterations: int = 80
@@ -85,8 +91,9 @@ class LdpcOptions:
     private_seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not 0.5 <= self.f_min < self.f_max <= 4.0:
-            raise ValueError(f"need 0.5 <= f_min < f_max <= 4, got {self.f_min}, {self.f_max}")
+        top = max(_AUTO_F_MAX) if self.f_max is None else self.f_max
+        if not 0.5 <= self.f_min < top <= 4.0:
+            raise ValueError(f"need 0.5 <= f_min < f_max <= 4, got {self.f_min}, {top}")
         if not 1 <= self.steps <= 64:
             raise ValueError(f"steps must be in [1, 64], got {self.steps}")
         if not 64 <= self.min_frame_bits <= self.max_frame_bits <= MAX_CODE_VARS // 2:
@@ -123,6 +130,10 @@ class FramePlan:
 def plan_frames(key_bits: int, qber: float, options: LdpcOptions) -> FramePlan:
     """Frame and code parameters for a key of ``key_bits`` bits at ``qber``.
 
+    ``f_max=None`` (default): 1.20 where ``h(qber) >= 0.25``, 1.32 below. At QBER 5-11 % the
+    optimised codes need f <= 1.13 and less puncturing decodes better; at 1-2 % the
+    {2, 3, D} codes need up to about 1.25.
+
     The QBER is rounded up to a multiple of 0.1 % so that nearby estimates share cached codes;
     the code seed is fixed (:attr:`LdpcOptions.code_seed`), not the per-block seed, so a link
     with a constant block size uses a handful of codes, built once.
@@ -131,9 +142,13 @@ def plan_frames(key_bits: int, qber: float, options: LdpcOptions) -> FramePlan:
     frame_bits = max(options.min_frame_bits, math.ceil(key_bits / frames))
     qber = min(0.45, math.ceil(qber * 1000 - 1e-9) / 1000)
     h = binary_entropy(qber)
-    n_checks = max(16, math.ceil(options.f_max * frame_bits * h))
+    f_max = options.f_max
+    if f_max is None:
+        f_max = _AUTO_F_MAX[0] if h >= _AUTO_F_MAX_ENTROPY else _AUTO_F_MAX[1]
+        f_max = max(f_max, options.f_min + 0.05)
+    n_checks = max(16, math.ceil(f_max * frame_bits * h))
     punctured = min(n_checks // 3, max(options.steps,
-                                       math.ceil((options.f_max - options.f_min) *
+                                       math.ceil((f_max - options.f_min) *
                                                  frame_bits * h)))
     steps = min(options.steps, punctured)
     return FramePlan(key_bits, frames, frame_bits, n_checks, punctured, steps,

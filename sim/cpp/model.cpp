@@ -24,6 +24,10 @@ struct Model {
 #endif
     uint64_t ticks = 0;
     uint32_t rng = 1;
+    // the simulated DAC on the SPI pins
+    bool dac_sync_n = true, dac_sclk = false;
+    uint64_t dac_shift = 0, dac_word = 0;
+    int64_t dac_bits = 0, dac_word_bits = 0, dac_frames = 0;
 };
 
 void tick(Model* m) {
@@ -68,7 +72,9 @@ void* tbm_create(const char* vcd_path) {
     Vtbqkd_rx* t = m->top.get();
     t->aclk = 0;
     t->aresetn = 0;
-    t->m_axis_tready = 0;
+    for (int k = 0; k < TBQKD_N_OUT; k++) tbqkd_out_ready(t, k, false);
+    TBQKD_IN_VALID(t) = 0;
+    t->sim_skip = 0;
     tbqkd_clear_samples(t);
     t->eval();
     return m;
@@ -139,53 +145,142 @@ int tbm_axil_read(void* handle, uint32_t addr, uint32_t* data, int timeout) {
     return resp;
 }
 
-// Run the clock. Sample words word i (cycle[i], channel[i], lanes[i*LANES ...]) are driven in
-// the cycle whose coarse counter equals cycle[i]; other words are zero. Beats accepted on
-// m_axis go to out (2 x uint64 per beat) and out_last. TREADY is high with probability
-// ready_percent/100 per cycle (xorshift, seeded). Runs `cycles` cycles, or fewer if `out`
-// fills up, or (idle_limit > 0) once all words are consumed and neither a word nor a beat has
-// passed for idle_limit cycles. Counts in results[]: 0 cycles run, 1 words consumed, 2 beats,
-// 3 words skipped (their cycle had already passed: an error of the caller).
+// A stream buffer shared with Python (ctypes Structure of the same layout). Output streams:
+// beats accepted from the core go to data[count * lanes ...] / last[count]; TREADY is high
+// with probability percent/100 per cycle. The input stream: beats data[count ...] are offered
+// with TVALID high with probability percent/100 per cycle until count == capacity.
+struct StreamBuf {
+    uint64_t* data;
+    uint8_t* last;
+    int64_t capacity;
+    int64_t count;
+    uint32_t percent;
+    uint32_t reserved;
+};
+
+namespace {
+
+bool chance(Model* m, uint32_t percent) {
+    return percent >= 100 ? true : percent == 0 ? false : (next_random(m) % 100) < percent;
+}
+
+// Load, in one cycle, the time base and slot clock state `n` more cycles would have produced.
+void skip_cycles(Model* m, uint64_t n) {
+    Vtbqkd_rx* t = m->top.get();
+    using u128 = unsigned __int128;
+    u128 tsum = (u128)t->sim_time_rem + (u128)n * TBQKD_PERIOD_NUM;
+    uint64_t den = t->sim_slot_den ? t->sim_slot_den : 1;
+    u128 step = (u128)t->sim_slot_step_int * den + t->sim_slot_step_rem;
+    u128 wrap = (u128)t->sim_slot_wrap_int * den + t->sim_slot_wrap_rem;
+    if (wrap == 0) wrap = 1;
+    u128 acc = (u128)t->sim_slot_offset * den + t->sim_slot_rem + (u128)n * step;
+    t->sim_skip_cycle = t->time_cycle + n;
+    t->sim_skip_time = t->sim_time + (uint64_t)(tsum / TBQKD_PERIOD_DEN);
+    t->sim_skip_time_rem = (uint16_t)(tsum % TBQKD_PERIOD_DEN);
+    t->sim_skip_slot = (t->sim_slot + (uint64_t)(acc / wrap)) & ((1ULL << 48) - 1);
+    u128 rest = acc % wrap;
+    t->sim_skip_slot_offset = (uint32_t)(rest / den);
+    t->sim_skip_slot_rem = (uint32_t)(rest % den);
+    t->sim_skip = 1;
+}
+
+void watch_dac(Model* m) {
+    Vtbqkd_rx* t = m->top.get();
+    bool sync_n = t->dac_sync_n, sclk = t->dac_sclk;
+    if (m->dac_sync_n && !sync_n) { m->dac_shift = 0; m->dac_bits = 0; }
+    if (!sync_n && m->dac_sclk && !sclk) {           // falling SCLK edge: the DAC samples
+        m->dac_shift = (m->dac_shift << 1) | (t->dac_mosi & 1);
+        m->dac_bits++;
+    }
+    if (!m->dac_sync_n && sync_n) {                   // SYNC rising: the frame ends
+        m->dac_word = m->dac_shift; m->dac_word_bits = m->dac_bits; m->dac_frames++;
+    }
+    m->dac_sync_n = sync_n; m->dac_sclk = sclk;
+}
+
+}  // namespace
+
+// Run the clock. Sample word i (cycle[i], channel[i], lanes[i*LANES ...]) is driven in the
+// cycle whose coarse counter equals cycle[i]; other words are zero. outs[] are the core's
+// output streams (TBQKD_N_OUT, in the order of tbqkd.hdl.records.STREAMS), in the input one.
+// The core advances by `cycles` cycles at most, and stops early when an output buffer is full,
+// or (idle_limit > 0) once all words are consumed and nothing has moved for idle_limit cycles.
+// Idle skipping (skip_min > 0): when the next word is at least skip_min cycles ahead and no
+// input beat is pending, one cycle loads the state those cycles would have produced (the
+// sim_skip hook) instead of clocking through them. results[]: 0 cycles advanced, 1 words
+// consumed, 2 words skipped (their cycle had already passed: an error of the caller), 3 cycles
+// clocked, 4 idle skips.
 void tbm_run(void* handle, int64_t cycles, const int64_t* cycle, const uint8_t* channel,
-             const uint64_t* lanes, int64_t n_words, uint64_t* out, uint8_t* out_last,
-             int64_t out_capacity, uint32_t ready_percent, uint32_t seed, int64_t idle_limit,
-             int64_t* results) {
+             const uint64_t* lanes, int64_t n_words, StreamBuf* outs, StreamBuf* in,
+             uint32_t seed, int64_t idle_limit, int64_t skip_min, int64_t* results) {
     auto* m = static_cast<Model*>(handle);
     Vtbqkd_rx* t = m->top.get();
     if (seed) m->rng = seed;
-    int64_t i = 0, beats = 0, skipped = 0, ran = 0, quiet = 0;
-    bool driven = false;
-    for (; ran < cycles && beats < out_capacity; ran++) {
+    int64_t i = 0, skipped = 0, advanced = 0, clocked = 0, skips = 0, quiet = 0;
+    bool driven = false, full = false;
+    while (advanced < cycles && !full) {
         uint64_t now = t->time_cycle;
         if (driven) { tbqkd_clear_samples(t); driven = false; }
         while (i < n_words && (uint64_t)cycle[i] < now) { i++; skipped++; }
-        while (i < n_words && (uint64_t)cycle[i] == now) {
+        bool in_pending = in && in->count < in->capacity;
+        if (skip_min > 0 && i < n_words && !in_pending) {
+            int64_t gap = (int64_t)((uint64_t)cycle[i] - now);
+            if (gap >= skip_min && gap <= cycles - advanced) {
+                skip_cycles(m, (uint64_t)gap);   // after this cycle the counter is cycle[i]
+                skips++;
+                advanced += gap - 1;             // + 1 for this cycle below
+            }
+        }
+        while (i < n_words && (uint64_t)cycle[i] == now && !t->sim_skip) {
             tbqkd_set_samples(t, channel[i], lanes + i * TBQKD_WORD_LANES);
             driven = true;
             i++;
         }
-        t->m_axis_tready = ready_percent >= 100 ? 1 : (next_random(m) % 100) < ready_percent;
+        bool ready[TBQKD_N_OUT];
+        for (int k = 0; k < TBQKD_N_OUT; k++) {
+            ready[k] = outs[k].count < outs[k].capacity && chance(m, outs[k].percent);
+            tbqkd_out_ready(t, k, ready[k]);
+        }
+        bool offer = in_pending && chance(m, in->percent);
+        if (offer) {
+            tbqkd_in_data(t, in->data + in->count * TBQKD_IN_LANES);
+            TBQKD_IN_LAST(t) = in->last ? in->last[in->count] : 0;
+        }
+        TBQKD_IN_VALID(t) = offer;
         t->eval();
-        if (t->m_axis_tvalid && t->m_axis_tready) {
-            tbqkd_get_tdata(t, out + 2 * beats);
-            out_last[beats] = t->m_axis_tlast;
-            beats++;
-            quiet = 0;
-        } else if (!driven) {
-            quiet++;
-        } else {
-            quiet = 0;
+        bool moved = driven;
+        for (int k = 0; k < TBQKD_N_OUT; k++) {
+            StreamBuf& o = outs[k];
+            if (!ready[k] || !tbqkd_out_valid(t, k)) continue;
+            tbqkd_out_data(t, k, o.data + o.count * tbqkd_out_lanes[k]);
+            o.last[o.count] = tbqkd_out_last(t, k);
+            o.count++;
+            moved = true;
+            if (o.count == o.capacity) full = true;
         }
+        if (offer && TBQKD_IN_READY(t)) { in->count++; moved = true; }
+        quiet = moved ? 0 : quiet + 1;
         tick(m);
-        if (idle_limit > 0 && i >= n_words && quiet >= idle_limit) {
-            ran++;
-            break;
-        }
+        watch_dac(m);
+        clocked++;
+        advanced++;
+        if (t->sim_skip) { t->sim_skip = 0; t->eval(); }
+        if (idle_limit > 0 && i >= n_words && quiet >= idle_limit) break;
     }
-    if (driven) { tbqkd_clear_samples(t); t->eval(); }
-    t->m_axis_tready = 0;
+    if (driven) tbqkd_clear_samples(t);
+    for (int k = 0; k < TBQKD_N_OUT; k++) tbqkd_out_ready(t, k, false);
+    TBQKD_IN_VALID(t) = 0;
     t->eval();
-    results[0] = ran; results[1] = i; results[2] = beats; results[3] = skipped;
+    results[0] = advanced; results[1] = i; results[2] = skipped; results[3] = clocked;
+    results[4] = skips;
+}
+
+// The last frame the simulated DAC received: its bits (MSB first) and length, and the number of
+// frames so far. SYNC falling starts a frame, each falling SCLK edge shifts in one bit, SYNC
+// rising ends it (DAC8568 / AD5686 framing).
+void tbm_dac(void* handle, uint64_t* word, int64_t* bits, int64_t* frames) {
+    auto* m = static_cast<Model*>(handle);
+    *word = m->dac_word; *bits = m->dac_word_bits; *frames = m->dac_frames;
 }
 
 }  // extern "C"

@@ -26,9 +26,24 @@ import math
 import numba
 import numpy as np
 
-from .alice import counter_state_one
 from .params import DriftParams
-from .rng import GOLDEN, exponential, exponential_of, fast_cos, mix64, new_state, normal_of, unit
+from .rng import (
+    EXP_TAIL_U,
+    GOLDEN,
+    exponential,
+    exponential_body,
+    exponential_tail,
+    fast_cos,
+    high_unit,
+    is_normal_tail,
+    low_unit,
+    mix64,
+    new_state,
+    normal_body,
+    normal_tail,
+    uniform,
+    unit,
+)
 
 __all__ = ["PhaseDrift", "route_parameters", "route_photons", "GAUSS_CLIP_SIGMA"]
 
@@ -89,97 +104,152 @@ class PhaseDrift:
 _TAIL_SALT = np.uint64(0x5DEECE66D2B7E151)  # seeds the generator of the rare exact tails
 
 
-@numba.njit(inline="always", cache=True)
-def _p_late(code, leak):
-    if code == 0:
-        return leak
-    if code == 1:
-        return 1.0 - leak
-    return 0.5
+#: Photons routed per block: the block's random draws, Alice's states and tabulated variates are
+#: computed in separate loops that vectorise, then combined in one scalar loop (L1-resident).
+_BLOCK = 512
 
 
 @numba.njit(cache=True)
 def _route(seed, slots, states, forced_channel, forced_peak, first_slot, first_int, par,
-           keep_ratio, channel_delay, grid, alice_key, alice_edges, fill_states):
-    # One loop. The parameters are held in locals and the main generator's counter in a
-    # register (SplitMix64 of ``seed``); only the rare exact tails use ``tail_state``. One
-    # uniform picks the arm, the bin or peak and the X output (its sub-intervals are uniform).
-    counter = np.uint64(seed)
+           keep_ratio, channel_delay, grid, alice_key, alice_edges, fill_states, any_forced):
+    # Photon i of the call uses the two 64-bit counter-based draws mix64(seed + (2i+1) golden)
+    # and mix64(seed + (2i+2) golden), each split into two 32-bit uniforms: the arm, bin or
+    # peak and X output (one uniform, whose sub-intervals are uniform again), the emission
+    # delay, the Gaussian jitter and the efficiency thinning. The rare exact tails and the
+    # optional jitter tail draw from ``tail_state``, in photon order.
+    #
+    # Per block of photons: loops without branches (the draws, Alice's states, the tabulated
+    # bodies, the time offsets, then the outcome by arithmetic on comparisons with per-state
+    # thresholds: the 50/50 arm choice is unpredictable, a branch would miss half the time),
+    # and short scans that fix up the few photons that need more (exact tails, the phase of
+    # the middle X peak of |+> and |->, thinning, clicks forced by Eve).
     tail_state = new_state(mix64(np.uint64(seed) ^ _TAIL_SALT))
     n = slots.size
     times = np.empty(n, np.int64)
     channels = np.empty(n, np.uint8)
     peaks = np.empty(n, np.int8)
-    keep = np.empty(n, np.bool_)
+    keep = np.ones(n, np.bool_)
     z_fraction, leak, visibility = par[_Z_FRACTION], par[_LEAK], par[_VISIBILITY]
     phase_offset, tau, lifetime, sigma = par[_PHASE_OFFSET], par[_TAU], par[_LIFETIME], \
         par[_SIGMA]
     tail_fraction, tail = par[_TAIL_FRACTION], par[_TAIL]
     grid_shift, grid_step = par[_GRID_SHIFT], par[_GRID_STEP]
     first_frac, period = par[_FIRST_FRAC], par[_PERIOD]
-    delay = channel_delay + par[_BASE_DELAY]
+    delay = channel_delay + par[_BASE_DELAY] + 0.5  # + 0.5: rounding by floor
     thin = keep_ratio.min() < 1.0
     last_grid = grid.size - 2
-    to_x = 1.0 / (1.0 - z_fraction) if z_fraction < 1.0 else 0.0  # multiplications, not
-    per_grid_step = 1.0 / grid_step                                  # divisions, in the loop
-    for i in range(n):
-        since_first = (slots[i] - first_slot) * period + first_frac
-        kept = True
-        if forced_channel[i] >= 0:
-            channel = np.int64(forced_channel[i])
-            peak = np.int64(forced_peak[i])
-            offset = tau * peak
+    per_grid_step = 1.0 / grid_step
+    x_fraction = 1.0 - z_fraction
+    # Alice's state is the number of edges <= u: padded to three edges (2.0 is never reached).
+    edge = np.full(3, 2.0)
+    edge[:alice_edges.size] = alice_edges
+    edge0, edge1, edge2 = edge[0], edge[1], edge[2]
+    # Per state code (|e>, |l>, |+>, |->), on the first uniform u: in the Z arm (u <
+    # z_fraction) the late bin below z_late; in the X arm the early side peak below side0 (X+
+    # below side0_plus), the late side peak below middle (X+ below side2_plus), else the middle
+    # peak (X+ below middle_plus: 3/4 of the X arm for Z states; for X states it depends on
+    # the phase, fixed up below).
+    z_late = np.empty(4)
+    side0_plus = np.empty(4)
+    side0 = np.empty(4)
+    side2_plus = np.empty(4)
+    for code in range(4):
+        p_late = leak if code == 0 else (1.0 - leak if code == 1 else 0.5)
+        side = 0.5 * (1.0 - p_late)
+        z_late[code] = z_fraction * p_late
+        side0_plus[code] = z_fraction + x_fraction * 0.5 * side
+        side0[code] = z_fraction + x_fraction * side
+        side2_plus[code] = z_fraction + x_fraction * 0.5 * (side + 0.5)
+    middle = z_fraction + x_fraction * 0.5
+    middle_plus = z_fraction + x_fraction * 0.75
+    bits1 = np.empty(_BLOCK, np.uint64)
+    bits2 = np.empty(_BLOCK, np.uint64)
+    base = np.empty(_BLOCK)       # time offset from the chunk's first slot, without peak, delay
+    jitter = np.empty(_BLOCK)     # Gaussian jitter (ps), plus the optional exponential tail
+    codes = np.empty(_BLOCK, np.int8)
+    for start in range(0, n, _BLOCK):
+        m = min(_BLOCK, n - start)
+        drawn = np.uint64(seed) + np.uint64(2 * start) * GOLDEN
+        for k in range(m):
+            bits1[k] = mix64(drawn + np.uint64(2 * k + 1) * GOLDEN)
+            bits2[k] = mix64(drawn + np.uint64(2 * k + 2) * GOLDEN)
+        if fill_states:  # the counter Alice (alice.counter_state_one), inline
+            for k in range(m):
+                u = unit(mix64(alice_key + np.uint64(slots[start + k]) * GOLDEN + GOLDEN))
+                codes[k] = (u >= edge0) + (u >= edge1) + (u >= edge2)
+            states[start:start + m] = codes[:m]
         else:
-            if fill_states:
-                code = counter_state_one(alice_key, slots[i], alice_edges)
-                states[i] = code
-            else:
-                code = states[i]
-            p_late = _p_late(code, leak)
-            counter += GOLDEN
-            u = unit(mix64(counter))
-            if u < z_fraction:                              # Z arm; u again for the bin
-                channel = 1
-                peak = 1 if u < z_fraction * p_late else 0
-            else:
-                r = (u - z_fraction) * to_x                 # uniform again, for the peak
-                side = 0.5 * (1.0 - p_late)
-                if r < side:                                # early side peak, outputs 50/50
-                    peak = 0
-                    channel = 2 if r < 0.5 * side else 3
-                elif r < 0.5:                               # late side peak
-                    peak = 2
-                    channel = 2 if r < 0.5 * (side + 0.5) else 3
-                else:                                       # middle peak: interference
-                    peak = 1
-                    p_plus = 0.5
-                    if code >= 2:
-                        position = (since_first + grid_shift) * per_grid_step
-                        j = min(int(position), last_grid)
-                        w = position - j
-                        phase = grid[j] * (1.0 - w) + grid[j + 1] * w + phase_offset
-                        if code == 3:
-                            phase += math.pi
-                        p_plus = 0.5 * (1.0 + visibility * fast_cos(phase))
-                    channel = 2 if r < 0.5 + 0.5 * p_plus else 3
-            if thin:
-                counter += GOLDEN
-                kept = unit(mix64(counter)) < keep_ratio[channel - 1]
-            counter += GOLDEN
-            offset = tau * peak + exponential_of(unit(mix64(counter)), lifetime)
-        if sigma > 0.0:
-            counter += GOLDEN
-            g = normal_of(unit(mix64(counter)), tail_state)
-            offset += min(max(g, -GAUSS_CLIP_SIGMA), GAUSS_CLIP_SIGMA) * sigma
-        if tail_fraction > 0.0:
-            counter += GOLDEN
-            if unit(mix64(counter)) < tail_fraction:
-                offset += exponential(tail_state, tail)
-        offset += delay[channel - 1]
-        times[i] = first_int + np.int64(math.floor(since_first + offset + 0.5))
-        channels[i] = channel
-        peaks[i] = peak
-        keep[i] = kept
+            codes[:m] = states[start:start + m]
+        for k in range(m):
+            since_first = (slots[start + k] - first_slot) * period + first_frac
+            g = min(max(normal_body(high_unit(bits2[k])), -GAUSS_CLIP_SIGMA),
+                    GAUSS_CLIP_SIGMA) * sigma
+            jitter[k] = g
+            base[k] = since_first + lifetime * exponential_body(low_unit(bits1[k])) + g
+        for k in range(m):  # the exact tails (about 1 % of the photons), the jitter tail
+            u_emission = low_unit(bits1[k])
+            u_gauss = high_unit(bits2[k])
+            if not (u_emission >= EXP_TAIL_U or is_normal_tail(u_gauss) or tail_fraction > 0.0):
+                continue
+            emission = exponential_body(u_emission)
+            if u_emission >= EXP_TAIL_U:
+                emission = exponential_tail(tail_state)
+            g = normal_body(u_gauss)
+            if is_normal_tail(u_gauss):
+                g = normal_tail(tail_state, u_gauss >= 0.5)
+            g = min(max(g, -GAUSS_CLIP_SIGMA), GAUSS_CLIP_SIGMA) * sigma
+            if tail_fraction > 0.0 and uniform(tail_state) < tail_fraction:
+                g += exponential(tail_state, tail)
+            jitter[k] = g
+            since_first = (slots[start + k] - first_slot) * period + first_frac
+            base[k] = since_first + lifetime * emission + g
+        for k in range(m):
+            i = start + k
+            code = codes[k]
+            u = high_unit(bits1[k])
+            in_z = np.int64(u < z_fraction)
+            in_side0 = np.int64(u < side0[code])       # implies in_side2
+            in_side2 = np.int64(u < middle)
+            x_peak = 1 + in_side2 - 2 * in_side0          # 0, 2 or 1
+            threshold = (middle_plus + in_side2 * (side2_plus[code] - middle_plus)
+                         + in_side0 * (side0_plus[code] - side2_plus[code]))
+            peak = in_z * np.int64(u < z_late[code]) + (1 - in_z) * x_peak
+            channel = 1 + (1 - in_z) * (1 + np.int64(u >= threshold))
+            peaks[i] = peak
+            channels[i] = channel
+            times[i] = first_int + np.int64(math.floor(base[k] + tau * peak
+                                                       + delay[channel - 1]))
+        for k in range(m):  # the middle X peak of X states: the output depends on the phase
+            i = start + k
+            code = codes[k]
+            if code < 2 or peaks[i] != 1 or channels[i] == 1:
+                continue
+            since_first = (slots[i] - first_slot) * period + first_frac
+            position = (since_first + grid_shift) * per_grid_step
+            j = min(int(position), last_grid)
+            w = position - j
+            phase = grid[j] * (1.0 - w) + grid[j + 1] * w + phase_offset
+            if code == 3:
+                phase += math.pi
+            plus = middle + x_fraction * 0.25 * (1.0 + visibility * fast_cos(phase))
+            channel = 2 if high_unit(bits1[k]) < plus else 3
+            channels[i] = channel
+            times[i] = first_int + np.int64(math.floor(base[k] + tau + delay[channel - 1]))
+        if thin:
+            for k in range(m):
+                i = start + k
+                keep[i] = low_unit(bits2[k]) < keep_ratio[channels[i] - 1]
+        if any_forced:  # blinding: Eve's click, no optics, no emission delay, registered
+            for k in range(m):
+                i = start + k
+                if forced_channel[i] < 0:
+                    continue
+                channel = np.int64(forced_channel[i])
+                peak = np.int64(forced_peak[i])
+                since_first = (slots[i] - first_slot) * period + first_frac
+                channels[i], peaks[i], keep[i] = channel, peak, True
+                times[i] = first_int + np.int64(math.floor(since_first + tau * peak + jitter[k]
+                                                           + delay[channel - 1]))
     return times, channels, peaks, keep
 
 
@@ -210,12 +280,14 @@ def route_photons(seed: int, slots: np.ndarray, states: np.ndarray, forced_chann
     """Send candidate photons through Bob: detector, peak, detection time, efficiency kept.
 
     ``forced_channel >= 0`` marks clicks forced by a blinding attack (no optics, no emission
-    delay, always registered). ``keep_ratio[d]`` is detector ``d``'s efficiency divided by the
-    largest one (candidates were drawn with the largest). ``first_int`` and ``par`` come from
+    delay, always registered); ``forced_channel`` and ``forced_peak`` may be empty (none).
+    ``keep_ratio[d]`` is detector ``d``'s efficiency divided by the largest one (candidates
+    were drawn with the largest). ``first_int`` and ``par`` come from
     :func:`route_parameters`; ``grid`` is the drift on its grid. Slot times are exact at
     ``first_slot`` and float64 offsets from it within the chunk (error far below 1 ps).
     ``counter_alice = (key, edges)`` of a :class:`~.alice.CounterAlice`: Alice's states are
     computed here, in the same pass, and written into ``states`` (an int8 output array).
+    The result depends on ``seed`` and the photons only (counter-based draws per photon).
 
     Returns
     -------
@@ -225,4 +297,5 @@ def route_photons(seed: int, slots: np.ndarray, states: np.ndarray, forced_chann
     key, edges = counter_alice if counter_alice is not None else (0, np.empty(0))
     return _route(seed, slots, states, forced_channel, forced_peak, first_slot, first_int, par,
                   keep_ratio, channel_delay_ps, grid, np.uint64(key),
-                  np.asarray(edges, dtype=np.float64), counter_alice is not None)
+                  np.asarray(edges, dtype=np.float64), counter_alice is not None,
+                  bool(forced_channel.size and forced_channel.max() >= 0))

@@ -51,77 +51,67 @@ class DeadTimeState:
 @numba.njit(cache=True)
 def _dead_time(seed, order, times, channels, dead_ps, ap_probability, ap_delay_ps, last, pending,
                end_ps):
+    # The one dead-time filter (afterpulsing or not). Without afterpulsing (no probability,
+    # nothing pending) the afterpulse search is skipped by one predictable test per event.
     state = new_state(seed)
     n = order.size
     n_channels = last.size
-    size = 2 * n + n_channels + 16
+    afterpulsing = False
+    for c in range(n_channels):
+        if ap_probability[c] > 0.0 or pending[c] != _NONE:
+            afterpulsing = True
+    # At most one afterpulse per registered event, plus those pending at the start.
+    size = (2 * n if afterpulsing else n) + n_channels
     out_index = np.empty(size, np.int64)     # index into the input, -1 for an afterpulse
     out_time = np.empty(size, np.int64)
     out_channel = np.empty(size, np.uint8)
     lost = np.zeros(n_channels, np.int64)
     count = 0
-    simple = True  # no afterpulsing at all: the plain dead-time loop
-    for c in range(n_channels):
-        if ap_probability[c] > 0.0 or pending[c] != _NONE:
-            simple = False
-    if simple:
-        for i in range(n):
-            k = order[i]
-            c = channels[k]
-            t = times[k]
-            if last[c] != _NONE and t - last[c] < dead_ps[c]:
-                lost[c] += 1
-            else:
-                out_index[count] = k
-                out_time[count] = t
-                out_channel[count] = c
-                count += 1
-                last[c] = t
-        return out_index[:count], out_time[:count], out_channel[:count], lost
     i = 0
     while True:
-        # The earliest pending afterpulse before the next input event (or before end_ps).
-        limit = times[order[i]] if i < n else end_ps
-        first_channel = -1
-        first_time = limit
-        for c in range(n_channels):
-            if pending[c] != _NONE and pending[c] < first_time:
-                first_channel = c
-                first_time = pending[c]
-        if first_channel >= 0:
-            c = first_channel
-            pending[c] = _NONE
-            if first_time - last[c] < dead_ps[c]:
-                lost[c] += 1  # a later registered event made the detector dead again
+        if afterpulsing:
+            # The earliest pending afterpulse before the next input event (or before end_ps).
+            limit = times[order[i]] if i < n else end_ps
+            first_channel = -1
+            first_time = limit
+            for c in range(n_channels):
+                if pending[c] != _NONE and pending[c] < first_time:
+                    first_channel = c
+                    first_time = pending[c]
+            if first_channel >= 0:
+                c = first_channel
+                pending[c] = _NONE
+                if first_time - last[c] < dead_ps[c]:
+                    lost[c] += 1  # a later registered event made the detector dead again
+                    continue
+                if count == size:
+                    break  # cannot happen: at most one afterpulse per registered event
+                out_index[count] = -1
+                out_time[count] = first_time
+                out_channel[count] = c
+                count += 1
+                last[c] = first_time
+                if ap_probability[c] > 0.0 and uniform(state) < ap_probability[c]:
+                    pending[c] = (first_time + dead_ps[c]
+                                  + int(exponential(state, ap_delay_ps[c])))
                 continue
-            if count == size:
-                break  # cannot happen: at most one afterpulse per registered event
-            out_index[count] = -1
-            out_time[count] = first_time
-            out_channel[count] = c
-            count += 1
-            last[c] = first_time
-            if ap_probability[c] > 0.0 and uniform(state) < ap_probability[c]:
-                pending[c] = (first_time + dead_ps[c]
-                              + int(exponential(state, ap_delay_ps[c])))
-            continue
         if i >= n:
             break
         k = order[i]
         c = channels[k]
         t = times[k]
+        i += 1
         if last[c] != _NONE and t - last[c] < dead_ps[c]:
             lost[c] += 1
-        else:
-            out_index[count] = k
-            out_time[count] = t
-            out_channel[count] = c
-            count += 1
-            last[c] = t
-            if pending[c] == _NONE and ap_probability[c] > 0.0 \
-                    and uniform(state) < ap_probability[c]:
-                pending[c] = t + dead_ps[c] + int(exponential(state, ap_delay_ps[c]))
-        i += 1
+            continue
+        out_index[count] = k
+        out_time[count] = t
+        out_channel[count] = c
+        count += 1
+        last[c] = t
+        if afterpulsing and pending[c] == _NONE and ap_probability[c] > 0.0 \
+                and uniform(state) < ap_probability[c]:
+            pending[c] = t + dead_ps[c] + int(exponential(state, ap_delay_ps[c]))
     return out_index[:count], out_time[:count], out_channel[:count], lost
 
 

@@ -33,7 +33,7 @@ from .alice import AliceSource, CounterAlice, stream_key
 from .analytic import Expectation, expected
 from .bob import GAUSS_CLIP_SIGMA, PhaseDrift, route_parameters, route_photons
 from .channel import LinkBudget
-from .detectors import NO_TIME, DeadTimeState, apply_dead_time, draw_dark_counts
+from .detectors import DeadTimeState, apply_dead_time, draw_dark_counts
 from .eve import blinding_targets, intercept_resend
 from .params import PHOTON_CHANNELS, Channel, Scenario, ScenarioError
 from .source import Blinker, PulseStatistics, SlotClock, draw_pulses
@@ -102,8 +102,9 @@ def _events(n: int, **values: object) -> dict[str, np.ndarray]:
 
 
 @numba.njit(cache=True)
-def _gather_truth(source, n_main, m_slot, m_state, m_peak, m_photons, m_dark, m_ap, m_eve,
+def _gather_truth(source, n_main, m_slot, m_state, m_peak, m_photons, m_eve,
                   x_slot, x_state, x_peak, x_photons, x_dark, x_ap, x_eve):
+    # ``main`` are photon detections: never dark counts nor afterpulses.
     n = source.size
     slot = np.empty(n, np.int64)
     state = np.empty(n, np.int8)
@@ -120,7 +121,7 @@ def _gather_truth(source, n_main, m_slot, m_state, m_peak, m_photons, m_dark, m_
         elif j < n_main:
             slot[i], state[i], peak[i], photons[i] = m_slot[j], m_state[j], m_peak[j], \
                 m_photons[j]
-            dark[i], ap[i], eve[i] = m_dark[j], m_ap[j], m_eve[j]
+            dark[i], ap[i], eve[i] = False, False, m_eve[j]
         else:
             k = j - n_main
             slot[i], state[i], peak[i], photons[i] = x_slot[k], x_state[k], x_peak[k], \
@@ -129,62 +130,20 @@ def _gather_truth(source, n_main, m_slot, m_state, m_peak, m_photons, m_dark, m_
     return slot, state, peak, photons, dark, ap, eve
 
 
-@numba.njit(cache=True)
-def _dead_time_gather(order, times, channels, dead_ps, last, n_main,
-                      m_slot, m_state, m_peak, m_photons, m_dark, m_ap, m_eve,
-                      x_slot, x_state, x_peak, x_photons, x_dark, x_ap, x_eve):
-    # Dead time without afterpulsing (the common case) fused with the gather of the truth of
-    # the events ``order`` (indices into ``main`` followed by ``extra``): one pass, no
-    # intermediate index array. Same result as apply_dead_time then _gather.
-    n = order.size
-    out_time = np.empty(n, np.int64)
-    out_channel = np.empty(n, np.uint8)
-    slot = np.empty(n, np.int64)
-    state = np.empty(n, np.int8)
-    peak = np.empty(n, np.int8)
-    photons = np.empty(n, np.int8)
-    dark = np.empty(n, np.bool_)
-    ap = np.empty(n, np.bool_)
-    eve = np.empty(n, np.bool_)
-    lost = np.zeros(last.size, np.int64)
-    count = 0
-    for i in range(n):
-        j = order[i]
-        c = channels[j]
-        t = times[j]
-        if last[c] != NO_TIME and t - last[c] < dead_ps[c]:
-            lost[c] += 1
-            continue
-        last[c] = t
-        out_time[count] = t
-        out_channel[count] = c
-        if j < n_main:
-            slot[count], state[count], peak[count], photons[count] = \
-                m_slot[j], m_state[j], m_peak[j], m_photons[j]
-            dark[count], ap[count], eve[count] = m_dark[j], m_ap[j], m_eve[j]
-        else:
-            k = j - n_main
-            slot[count], state[count], peak[count], photons[count] = \
-                x_slot[k], x_state[k], x_peak[k], x_photons[k]
-            dark[count], ap[count], eve[count] = x_dark[k], x_ap[k], x_eve[k]
-        count += 1
-    return (out_time[:count], out_channel[:count], slot[:count], state[:count], peak[:count],
-            photons[:count], dark[:count], ap[:count], eve[:count], lost)
-
-
 _TRUTH_ONLY = ("slot", "alice_state", "peak", "photons_in_pulse", "is_dark", "is_afterpulse",
                "eve_knows")
+_PHOTON_TRUTH = ("slot", "alice_state", "peak", "photons_in_pulse", "eve_knows")
 
 
 def _gather(source: np.ndarray, main: dict[str, np.ndarray], extra: dict[str, np.ndarray],
             times: np.ndarray | None = None,
             channels: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Events ``source`` of ``main`` followed by ``extra`` (-1: an afterpulse).
+    """Events ``source`` of ``main`` (photons) followed by ``extra`` (-1: an afterpulse).
 
     ``times`` and ``channels``, when given, are used instead of gathering them.
     """
     n_main = main["time_ps"].size
-    truth = _gather_truth(source, n_main, *(main[name] for name in _TRUTH_ONLY),
+    truth = _gather_truth(source, n_main, *(main[name] for name in _PHOTON_TRUTH),
                           *(extra[name] for name in _TRUTH_ONLY))
     out = dict(zip(_TRUTH_ONLY, truth, strict=True))
     if times is None:
@@ -320,7 +279,6 @@ class Twin:
         dead_ps = np.array([sc.reference.dead_time_ps] + [det.dead_time_ps] * 3, dtype=np.int64)
         ap_probability = np.array([0.0] + [0.0 if blinded else det.afterpulse_probability] * 3)
         ap_delay = np.array([1.0] + [det.afterpulse_delay_ps] * 3)
-        afterpulsing = bool(np.any(ap_probability > 0))
         dead_state = DeadTimeState(4)
         dark_rng = np.random.default_rng([self._seed, 6])
         ref_rng = np.random.default_rng([self._seed, 7])
@@ -353,17 +311,10 @@ class Twin:
             split = int(np.count_nonzero(all_times < window_end))
             later = order[split:]
             carry = _gather(later, photons, extra, all_times[later], all_channels[later])
-            if afterpulsing or dead_state.pending():
-                source, times, channels, lost = apply_dead_time(
-                    _seed(self._seed, _STREAM_DEAD, index), all_times, all_channels, dead_ps,
-                    ap_probability, ap_delay, dead_state, window_end, order=order[:split])
-                out = _gather(source, photons, extra, times, channels)
-            else:
-                *fields, lost = _dead_time_gather(
-                    order[:split], all_times, all_channels, dead_ps, dead_state.last_ps,
-                    photons["time_ps"].size, *(photons[name] for name in _TRUTH_ONLY),
-                    *(extra[name] for name in _TRUTH_ONLY))
-                out = dict(zip(("time_ps", "channel", *_TRUTH_ONLY), fields, strict=True))
+            source, times, channels, lost = apply_dead_time(
+                _seed(self._seed, _STREAM_DEAD, index), all_times, all_channels, dead_ps,
+                ap_probability, ap_delay, dead_state, window_end, order=order[:split])
+            out = _gather(source, photons, extra, times, channels)
             yield Chunk(index=index, start_ps=window_start, end_ps=window_end,
                         first_slot=first_slot, end_slot=end_slot, actuator_code=self._code,
                         lost_dead_time=lost, **out)
@@ -399,8 +350,7 @@ class Twin:
                   else self._alice.states(slots, first_slot, end_slot))
         delivered = states
         eve_knows = np.zeros(slots.size, np.bool_)
-        forced_channel = np.full(slots.size, -1, np.int8)
-        forced_peak = np.zeros(slots.size, np.int8)
+        forced_channel = forced_peak = np.empty(0, np.int8)  # no click forced by Eve
         if sc.eve.intercept_resend_fraction > 0:
             delivered, eve_knows = intercept_resend(self._seed, slots, states,
                                                     sc.eve.intercept_resend_fraction)
@@ -418,9 +368,9 @@ class Twin:
         if not kept.all():
             times, channels, slots, states = times[kept], channels[kept], slots[kept], states[kept]
             peaks, photons, eve_knows = peaks[kept], photons[kept], eve_knows[kept]
-        return _events(times.size, time_ps=times, channel=channels, slot=slots,
-                       alice_state=states, peak=peaks, photons_in_pulse=photons,
-                       eve_knows=eve_knows)
+        # Photon events: the truth of _PHOTON_TRUTH only (never dark, never an afterpulse).
+        return {"time_ps": times, "channel": channels, "slot": slots, "alice_state": states,
+                "peak": peaks, "photons_in_pulse": photons, "eve_knows": eve_knows}
 
     def _reference_events(self, rng: np.random.Generator, first_slot: int,
                           end_slot: int) -> dict[str, np.ndarray]:

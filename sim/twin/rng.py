@@ -4,6 +4,13 @@ numba's ``np.random`` costs tens of ns per draw on the target machines; SplitMix
 Lea, Flood, OOPSLA 2014; the seeding generator of xoshiro) is a few ns and passes BigCrush. The
 state is a one-element uint64 array owned by the caller, so kernels are reproducible from a
 seed and independent of any global state. Gaussians use the Marsaglia polar method.
+
+The hot kernels use SplitMix64 as a counter-based generator instead: draw ``k`` is
+``mix64(key + k * GOLDEN)``, so a block of draws is a loop without a carried dependency (it
+vectorises), split into two 32-bit uniforms by :func:`high_unit` and :func:`low_unit`, and fed
+to branch-free tabulated bodies (:func:`exponential_body`, :func:`normal_body`) whose rare tails
+are drawn exactly from a small sequential state (:func:`exponential_tail`,
+:func:`normal_tail`).
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ import numba
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["new_state", "new_cache", "next_u64", "mix64", "unit", "uniform", "exponential",
-           "exponential_of", "fast_exponential", "normal", "normal_of", "fast_normal", "fast_cos",
-           "GOLDEN"]
+__all__ = ["new_state", "new_cache", "next_u64", "mix64", "unit", "high_unit", "low_unit",
+           "uniform", "exponential", "exponential_of", "fast_exponential",
+           "exponential_body", "exponential_tail", "normal", "normal_of", "normal_body",
+           "normal_tail", "is_normal_tail", "fast_normal", "fast_cos", "GOLDEN", "EXP_TAIL_U"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 #: SplitMix64 counter increment (a kernel may keep the counter in a local variable).
@@ -27,7 +35,10 @@ _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+_TO_UNIT32 = 1.0 / 4294967296.0      # 2**-32
 
 
 @numba.njit(cache=True)
@@ -60,6 +71,23 @@ def mix64(z):
 def unit(bits):
     """Uniform float64 in [0, 1) from 64 random bits."""
     return np.float64(bits >> _S11) * _TO_UNIT
+
+
+@numba.njit(inline="always", cache=True)
+def high_unit(bits):
+    """Uniform float64 in [0, 1) on a 2**-32 grid from the high 32 of 64 random bits.
+
+    With :func:`low_unit`, one 64-bit draw gives two independent uniforms. 2**-32 resolution is
+    ample wherever a uniform is compared with a probability or feeds a tabulated body whose
+    tails are drawn exactly (:func:`exponential_tail`, :func:`normal_tail`).
+    """
+    return np.float64(bits >> _S32) * _TO_UNIT32
+
+
+@numba.njit(inline="always", cache=True)
+def low_unit(bits):
+    """Uniform float64 in [0, 1) on a 2**-32 grid from the low 32 of 64 random bits."""
+    return np.float64(bits & _LOW32) * _TO_UNIT32
 
 
 @numba.njit(inline="always", cache=True)
@@ -119,6 +147,30 @@ def exponential_of(u, mean):
     return mean * (_EXP_TABLE[i] * (1.0 - w) + _EXP_TABLE[i + 1] * w)
 
 
+_EXP_TAIL_START = float(_EXP_TABLE[-1])  # -log(2**-8) = 8 log 2
+
+
+#: Uniforms at or above this value take the exact exponential tail (:func:`exponential_tail`).
+EXP_TAIL_U = _EXP_U_MAX
+
+
+@numba.njit(inline="always", cache=True)
+def exponential_body(u):
+    """Tabulated ``-log(1 - u)`` for ``u < EXP_TAIL_U``, branch-free so that loops over blocks
+    vectorise; larger ``u`` give the table's last value and must be replaced by
+    :func:`exponential_tail`."""
+    position = min(u * _EXP_SCALE, _EXP_STEPS - 1e-9)
+    i = int(position)
+    w = position - i
+    return _EXP_TABLE[i] * (1.0 - w) + _EXP_TABLE[i + 1] * w
+
+
+@numba.njit(inline="always", cache=True)
+def exponential_tail(state):
+    """A unit-mean exponential conditioned on exceeding ``-log(1 - EXP_TAIL_U)`` (exact)."""
+    return _EXP_TAIL_START - math.log(1.0 - uniform(state))
+
+
 @numba.njit(inline="always", cache=True)
 def fast_exponential(state, mean):
     """Exponential variate of the given mean (tabulated body, exact tail)."""
@@ -147,6 +199,28 @@ def normal_of(u, state):
         w = position - i
         return _NORMAL_TABLE[i] * (1.0 - w) + _NORMAL_TABLE[i + 1] * w
     return _normal_tail(state, u >= 0.5)
+
+
+@numba.njit(inline="always", cache=True)
+def normal_body(u):
+    """Tabulated inverse normal CDF of ``u``, branch-free so that loops over blocks vectorise;
+    valid unless :func:`is_normal_tail` (then draw :func:`normal_tail` instead)."""
+    position = min(max((u - _NORMAL_U_LOW) * _NORMAL_SCALE, 0.0), _NORMAL_STEPS - 1e-9)
+    i = int(position)
+    w = position - i
+    return _NORMAL_TABLE[i] * (1.0 - w) + _NORMAL_TABLE[i + 1] * w
+
+
+@numba.njit(inline="always", cache=True)
+def is_normal_tail(u):
+    """Whether the uniform ``u`` falls in the normal tails (probability 1/128)."""
+    return not (_NORMAL_U_LOW <= u < 1.0 - _NORMAL_U_LOW)
+
+
+@numba.njit(cache=True)
+def normal_tail(state, positive):
+    """A standard normal conditioned on ``|x| > 2.66`` with the given sign (exact)."""
+    return _normal_tail(state, positive)
 
 
 @numba.njit(cache=True)

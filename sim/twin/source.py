@@ -21,7 +21,16 @@ import numba
 import numpy as np
 
 from .params import SourceParams
-from .rng import GOLDEN, exponential_of, mix64, unit
+from .rng import (
+    EXP_TAIL_U,
+    GOLDEN,
+    exponential_body,
+    exponential_tail,
+    high_unit,
+    low_unit,
+    mix64,
+    new_state,
+)
 
 __all__ = ["SlotClock", "PulseStatistics", "draw_pulses", "Blinker"]
 
@@ -100,73 +109,68 @@ class PulseStatistics:
                    both_fraction=both)
 
 
-_TWO_PHOTON_SALT = np.uint64(0x2545F4914F6CDD1D)  # seeds the photon-number stream
+_TAIL_SALT = np.uint64(0x2545F4914F6CDD1D)  # seeds the generator of the rare exact gap tails
+
+#: Candidate draws per block (see :func:`_draw_pulses`).
+_BLOCK = 1024
 
 
 @numba.njit(cache=True)
-def _candidate_positions(counter, n_slots, p_any):
+def _draw_pulses(seed, first_slot, n_slots, p_any, two_fraction, both_fraction):
     # Slot positions in [0, n_slots) with a candidate, from geometric gaps
-    # floor(E / -log(1 - p)), E ~ Exp(1). Drawn in batches by a branch-free loop (much faster
-    # than stopping at each draw); the draws past the end are discarded.
-    gap_scale = -1.0 / math.log1p(-p_any) if p_any < 1.0 else 0.0
-    expected = n_slots * p_any
-    size = max(64, int(expected + 10.0 * math.sqrt(expected + 1.0)) + 64)
-    positions = np.empty(size, np.int64)
-    count = 0
-    position = -1
-    while position < n_slots:
-        if count == positions.size:
-            grown = np.empty(positions.size * 2, np.int64)
-            grown[:count] = positions[:count]
-            positions = grown
-        batch = min(positions.size - count,
-                    max(64, int((n_slots - position) * p_any * 1.01) + 64))
-        for k in range(count, count + batch):
-            counter += GOLDEN
-            position += 1 + int(exponential_of(unit(mix64(counter)), gap_scale))
-            positions[k] = position
-        count += batch
-    while count > 0 and positions[count - 1] >= n_slots:
-        count -= 1
-    return positions[:count]
-
-
-@numba.njit(cache=True)
-def _draw_pulses(seed: int, first_slot: int, n_slots: int, p_any: float, two_fraction: float,
-                 both_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    # floor(E / -log(1 - p)), E ~ Exp(1), and the photon number of each pulse. Draw k is
+    # mix64(seed + (k+1) golden): its high 32 bits give E (tabulated body; the exact tail,
+    # probability 1/256, from ``tail_state``), its low 32 bits the photon number: 1, 2, or 2
+    # with both photons candidates (listed twice). Per block, the draws and the tabulated
+    # bodies are loops without branches (vectorised); the running sum is the only serial loop.
     if p_any <= 0.0:
         return np.empty(0, np.int64), np.empty(0, np.int8)
-    positions = _candidate_positions(np.uint64(seed), n_slots, p_any)
-    n = positions.size
-    photons = np.ones(n, np.int8)
-    if two_fraction <= 0.0:
-        positions += first_slot
-        return positions, photons
-    # Photon number of each pulse from its own stream: 1, 2, or 2 with both photons
-    # candidates (marked 3 here, listed twice below).
-    counter = mix64(np.uint64(seed) ^ _TWO_PHOTON_SALT)
+    tail_state = new_state(mix64(np.uint64(seed) ^ _TAIL_SALT))
+    gap_scale = -1.0 / math.log1p(-p_any) if p_any < 1.0 else 0.0
+    max_gap = float(n_slots)  # a longer gap ends the chunk anyway (and int64 cannot overflow)
     two_both = two_fraction * both_fraction
-    doubles = 0
-    for k in range(n):
-        counter += GOLDEN
-        u = unit(mix64(counter))
-        if u < two_fraction:
-            photons[k] = 3 if u < two_both else 2
-            doubles += u < two_both
-    slots = np.empty(n + doubles, np.int64)
-    numbers = np.empty(n + doubles, np.int8)
+    expected = n_slots * p_any
+    size = max(64, int(expected * (1.0 + two_both) + 10.0 * math.sqrt(expected + 1.0)) + 64)
+    slots = np.empty(size, np.int64)
+    numbers = np.empty(size, np.int8)
+    bits = np.empty(_BLOCK, np.uint64)
+    steps = np.empty(_BLOCK, np.int64)  # 1 + geometric gap
     count = 0
-    for k in range(n):
-        slot = first_slot + positions[k]
-        number = photons[k]
-        slots[count] = slot
-        numbers[count] = min(number, 2)
-        count += 1
-        if number == 3:
-            slots[count] = slot
-            numbers[count] = 2
+    position = -1
+    drawn = np.uint64(seed)
+    while True:
+        for k in range(_BLOCK):
+            bits[k] = mix64(drawn + np.uint64(k + 1) * GOLDEN)
+        drawn += np.uint64(_BLOCK) * GOLDEN
+        for k in range(_BLOCK):
+            steps[k] = 1 + np.int64(min(exponential_body(high_unit(bits[k])) * gap_scale,
+                                        max_gap))
+        if count + 2 * _BLOCK > slots.size:  # room for a whole block, two-photon pairs too
+            grown = max(2 * slots.size, count + 2 * _BLOCK)
+            slots = _grown(slots, count, grown)
+            numbers = _grown(numbers, count, grown)
+        for k in range(_BLOCK):
+            if high_unit(bits[k]) < EXP_TAIL_U:
+                position += steps[k]
+            else:
+                position += 1 + int(min(exponential_tail(tail_state) * gap_scale, max_gap))
+            if position >= n_slots:
+                return slots[:count], numbers[:count]
+            u = low_unit(bits[k])
+            slots[count] = first_slot + position
+            numbers[count] = 2 if u < two_fraction else 1
             count += 1
-    return slots, numbers
+            if u < two_both:  # both photons of a two-photon pulse are candidates
+                slots[count] = first_slot + position
+                numbers[count] = 2
+                count += 1
+
+
+@numba.njit(cache=True)
+def _grown(values, count, size):
+    out = np.empty(size, values.dtype)
+    out[:count] = values[:count]
+    return out
 
 
 def draw_pulses(seed: int, first_slot: int, n_slots: int,

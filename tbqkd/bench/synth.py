@@ -18,8 +18,9 @@ def run(quick: bool = False) -> dict:
     xilinx_s = time.perf_counter() - started
     fmax = None if quick else ecp5_fmax(config)
     return {
-        "design": "tbqkd_rx (tagger), 5 channels, delay_line W=256, front-end primitives "
-                  "excluded",
+        "design": "tbqkd_rx (whole receiver core: tagger, slots, classifier, histograms, "
+                  "sifter, error signal, DAC), 5 channels, delay_line W=256, front-end "
+                  "primitives excluded",
         "luts": xc7.luts, "ffs": xc7.ffs, "brams": xc7.brams, "dsps": xc7.dsps,
         "brams_percent": round(100 * xc7.brams / XC7Z020["brams"], 1),
         "luts_percent": round(100 * xc7.luts / XC7Z020["luts"], 1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -45,10 +46,12 @@ def run(quick: bool = False) -> dict:
     six-hour run is a separate process, so ``peak_rss_mb`` is its own peak memory (chunks of
     10 s of link time). Everything runs on one core. ``quick`` runs two minutes of link time
     and scales the time up. The ``*_cpu_*`` figures use process CPU time: on a shared machine
-    they show what a free core would do.
+    they show what a free core would do. ``load_average`` is the machine's one-minute load
+    average before and after the measurement.
     """
     from tbqkd.sim.twin import Scenario
 
+    load_before = os.getloadavg()[0]
     dense = Scenario.load("paper-120km", distance_km=0.0)
     _generate(dense, 0.01, 0.01)  # compile or load the kernels
     rates, cpu_rates = [], []
@@ -74,4 +77,5 @@ def run(quick: bool = False) -> dict:
         "six_hour_extrapolated": quick,
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "chunk_s": CHUNK_S,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }

@@ -18,9 +18,10 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamSink
-from tbqkd.hdl.config import TaggerConfig, tagger_regmap
+from tbqkd.hdl.config import TaggerConfig
 from tbqkd.hdl.golden import TaggerModel, TaggerSettings, ideal_calibration
 from tbqkd.hdl.records import TAG
+from tbqkd.hdl.registers import core_regmap
 from tbqkd.sim.frontend import SampleWords, make_frontend
 
 CLOCK_NS = 4
@@ -75,7 +76,7 @@ class TaggerTestbench:
         self.dut = dut
         self.log = logging.getLogger("cocotb.tb")
         self.config = load_config()
-        self.regmap = tagger_regmap(self.config)
+        self.regmap = core_regmap(self.config)
         self.rng = np.random.default_rng(seed)
         Clock(dut.aclk, CLOCK_NS, unit="ns").start()
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi"), dut.aclk, dut.aresetn,

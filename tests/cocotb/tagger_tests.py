@@ -29,8 +29,14 @@ async def test_register_reset_and_access(dut):
         value = await tb.read(reg.name)
         if reg.name == "ID":
             assert value == regmap.hash, f"ID {value:#x} != table hash {regmap.hash:#x}"
-        elif reg.name in ("CYCLE", "TIME"):
+        elif reg.name in ("CYCLE", "TIME", "SLOT"):   # free-running counters
             assert value > 0, f"{reg.name} should be counting"
+        elif reg.name == "DAC_WRITES":                # the safe value is sent after reset
+            assert value == 1, "the DAC should have received its safe value once"
+        elif reg.name == "CORE_STATUS":   # DAC and histogram clear may still be busy
+            busy = regmap["CORE_STATUS"].field("dac_busy").mask | \
+                regmap["CORE_STATUS"].field("hist_clearing").mask
+            assert value & ~busy == 0, f"CORE_STATUS {value:#x}"
         else:
             assert value == reg.reset, f"{reg.name} reset {value:#x}, table says {reg.reset:#x}"
     for reg in regmap:

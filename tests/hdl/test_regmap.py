@@ -3,18 +3,19 @@
 import json
 
 import pytest
-from tbqkd.hdl.config import TaggerConfig, tagger_regmap
+from tbqkd.hdl.config import TaggerConfig
+from tbqkd.hdl.registers import core_regmap
 from tbqkd.hdl.regmap import MAGIC, Field, Register, RegisterMap, RegisterMapError
 
 
 def test_id_and_version_at_fixed_offsets():
-    regmap = tagger_regmap(TaggerConfig())
+    regmap = core_regmap(TaggerConfig())
     assert regmap["ID"].offset == 0 and regmap["VERSION"].offset == 4
     assert regmap["VERSION"].decode(regmap["VERSION"].reset)["magic"] == MAGIC
 
 
 def test_no_overlaps_and_alignment():
-    regmap = tagger_regmap(TaggerConfig())
+    regmap = core_regmap(TaggerConfig())
     words = {}
     for reg in regmap:
         assert reg.offset % (8 if reg.width == 64 else 4) == 0
@@ -24,15 +25,15 @@ def test_no_overlaps_and_alignment():
 
 
 def test_hash_depends_on_every_parameter():
-    base = tagger_regmap(TaggerConfig()).hash
-    assert tagger_regmap(TaggerConfig()).hash == base
-    assert tagger_regmap(TaggerConfig(n_channels=6)).hash != base
-    assert tagger_regmap(TaggerConfig(period_num=4001)).hash != base
-    assert tagger_regmap(TaggerConfig(frontend="oversampling", word_width=8)).hash != base
+    base = core_regmap(TaggerConfig()).hash
+    assert core_regmap(TaggerConfig()).hash == base
+    assert core_regmap(TaggerConfig(n_channels=6)).hash != base
+    assert core_regmap(TaggerConfig(period_num=4001)).hash != base
+    assert core_regmap(TaggerConfig(frontend="oversampling", word_width=8)).hash != base
 
 
 def test_encode_decode_signed_and_ranges():
-    regmap = tagger_regmap(TaggerConfig())
+    regmap = core_regmap(TaggerConfig())
     delay = regmap["CH1_DELAY"]
     assert delay.decode(delay.encode(ps=-1234)) == {"ps": -1234}
     with pytest.raises(RegisterMapError):
@@ -57,7 +58,7 @@ def test_builder_rejects_bad_tables():
 
 
 def test_exports():
-    regmap = tagger_regmap(TaggerConfig())
+    regmap = core_regmap(TaggerConfig())
     doc = json.loads(regmap.to_json())
     assert doc["hash"] == regmap.hash
     assert [r["name"] for r in doc["registers"]] == [r.name for r in regmap]

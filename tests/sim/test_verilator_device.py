@@ -5,8 +5,9 @@ import sys
 
 import numpy as np
 import pytest
-from tbqkd.hdl.config import TaggerConfig, tagger_regmap
+from tbqkd.hdl.config import TaggerConfig
 from tbqkd.hdl.golden import TaggerModel, TaggerSettings, ideal_calibration
+from tbqkd.hdl.registers import core_regmap
 from tbqkd.host.device import DeviceError, DeviceMismatch
 from tbqkd.host.tagger import TaggerInterface, TaggerOverflow, decode_tags
 from tbqkd.sim.device import VerilatorDevice, open_verilator_device
@@ -132,4 +133,4 @@ def test_host_package_imports_no_gateware_tools():
 
 
 def test_regmap_of_device_is_the_table(device):
-    assert device.regmap.hash == tagger_regmap(CONFIG).hash == device.read("ID")
+    assert device.regmap.hash == core_regmap(CONFIG).hash == device.read("ID")

@@ -51,3 +51,32 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
     second = get_code(4000, 1000, 11)
     np.testing.assert_array_equal(first.col_idx, second.col_idx)
     np.testing.assert_array_equal(first.puncture_order, second.puncture_order)
+
+
+def test_construction_realises_the_degree_distribution():
+    # Rate 0.6: an optimised table entry with five degrees (2, 3, 8, 10, 30).
+    n_vars, n_checks = 20_000, 8_000
+    degrees, lam = codes.degree_distribution(1 - n_checks / n_vars)
+    assert degrees.size == 5 and abs(lam.sum() - 1) < 1e-12
+    code = build_code(n_vars, n_checks, 5)
+    var_degree = np.bincount(code.col_idx, minlength=code.n_vars)
+    edges = var_degree.sum()
+    for degree, fraction in zip(degrees, lam, strict=True):
+        realised = var_degree[var_degree == degree].sum() / edges
+        assert abs(realised - fraction) < 0.01, (degree, realised, fraction)
+
+
+def test_high_rates_use_the_stability_limited_family():
+    degrees, lam = codes.degree_distribution(0.9)
+    assert list(degrees) == [2, 3, 10]
+    assert abs(lam.sum() - 1) < 1e-12 and 0 < lam[0] < 0.3
+    low_degrees, _ = codes.degree_distribution(0.5)
+    assert low_degrees.max() == 30
+
+
+def test_every_variable_gets_a_degree_and_the_chain_fits():
+    for n_vars, n_checks in ((20_000, 8_000), (100_000, 9_000), (10_040, 30), (5_000, 4_000)):
+        degrees, chain = codes._variable_degrees(n_vars, n_checks)
+        assert degrees.size == n_vars
+        assert chain <= n_checks - 1 and np.all(degrees[:chain] == 2)
+        assert degrees.min() >= 2 and degrees.max() <= max(2, n_checks)

@@ -70,3 +70,16 @@ def test_property_success_means_equal_keys(n, error_rate, qber, seed, noisy_pair
     assert res_a.leaked_bits == res_b.leaked_bits
     if res_b.success:
         np.testing.assert_array_equal(res_b.key, alice_key)
+
+
+def test_automatic_f_max_depends_on_the_error_rate():
+    options = LdpcOptions()
+    for qber, f_max in ((0.05, 1.20), (0.11, 1.20), (0.01, 1.32), (0.02, 1.32)):
+        plan = plan_frames(100_000, qber, options)
+        h = binary_entropy(qber)
+        assert plan.n_checks == pytest.approx(f_max * 100_000 * h, abs=1)
+        assert plan.punctured == pytest.approx((f_max - options.f_min) * 100_000 * h, abs=1)
+    explicit = plan_frames(100_000, 0.05, LdpcOptions(f_max=1.5))
+    assert explicit.n_checks == pytest.approx(1.5 * 100_000 * binary_entropy(0.05), abs=1)
+    with pytest.raises(ValueError):
+        LdpcOptions(f_min=1.4)  # above the automatic f_max

@@ -1,0 +1,292 @@
+"""Time-bin classification of (slot, phase) events and the reference lock monitor.
+
+The arithmetic (delay and wrap, windows, key values, alignment, lock monitor, bad input) is
+specified once, in the docstring of :mod:`tbqkd.hdl.golden_classifier`, whose
+:class:`~tbqkd.hdl.golden_classifier.ClassifierModel` the cocotb tests hold this block to.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .golden_classifier import CLASSIFIER_LATENCY, LOCK_OFFSET_BITS, LOCK_WINDOWS_BITS
+from .layouts import struct_layout
+from .records import EVENT, PHASE_BITS, SLOT_BITS, Basis, Bin, Role
+
+__all__ = ["Classifier", "CLASSIFIER_LATENCY"]
+
+_COUNT_BITS = 64
+_WINDOW_COUNT_BITS = 32      # events in an open lock window (windows hold up to 2**31)
+_SUM_BITS = LOCK_OFFSET_BITS + _WINDOW_COUNT_BITS
+
+
+def _delayed(m: Module, signal, cycles: int, name: str) -> Signal:
+    """``signal`` through ``cycles`` registers."""
+    for i in range(cycles):
+        reg = Signal.like(signal, name=f"{name}_d{i + 1}")
+        m.d.sync += reg.eq(signal)
+        signal = reg
+    return signal
+
+
+class Classifier(wiring.Component):
+    """Classify one event per cycle into time bins, key values and counters; lock monitor.
+
+    Pipeline, no back-pressure, fixed latency :data:`CLASSIFIER_LATENCY` (5) cycles: an event
+    presented with ``valid`` in cycle *t* leaves on ``o_valid``/``o_event``/``o_key``/
+    ``mid_valid``/``mid_minus`` in cycle *t* + 5 (one cycle per stage: 1 channel lookup, 2
+    ``phase − delay`` and window ends, 3 wrap at the slot boundary, 4 bins, key value,
+    alignment, 5 outputs; the counters take two more stages). Events of OFF channels and of channels
+    ``>= n_channels`` leave nothing on the outputs.
+
+    Counters (``early``, ``late``, ``middle``, ``outside`` per channel, ``bad_channel``,
+    ``bad_phase``) include the event of cycle *t* from cycle *t* + 7 on; the lock registers
+    (``lock_violations``, ``lost_lock``, ``lock_windows``) from *t* + 7 and the latched
+    ``lock_offset``/``lock_spread`` from *t* + 8. ``slot_base``/``aligned`` change in cycle
+    *t* + 5 after the aligning reference event.
+
+    Control pulses act on the events presented in the same cycle or later and on none before
+    (they travel down the pipeline with the events): ``align``, ``clear_counters``,
+    ``clear_lost_lock``. The configuration inputs are quasi-static: per-channel settings and
+    ``slot_period`` are sampled when an event enters; the lock settings when a reference event
+    reaches the lock monitor.
+
+    Nothing is dropped silently: events of OFF channels are ignored by design; events on a
+    channel ``>= n_channels`` are counted in ``bad_channel``; events whose phase is not below
+    ``slot_period`` are processed and counted in ``bad_phase``.
+
+    In short (the model's docstring has the exact arithmetic): ``p = phase − delay`` wrapped
+    once into the neighbouring slot; bins with priority early > late > middle where windows
+    overlap; ``align`` arms, the next reference event's slot becomes ``slot_base`` (that event
+    is slot 0); the lock monitor takes each reference offset ``p − ref_phase`` into
+    ``(−P/2, P/2]`` by one ``±slot_period`` correction, so a reference jittering across the
+    slot boundary gives small offsets of both signs, never a jump by a whole slot.
+    """
+
+    def __init__(self, n_channels: int) -> None:
+        if not 1 <= n_channels <= 256:
+            raise ValueError(f"n_channels={n_channels} must be in 1..256")
+        self._n = n_channels
+        per_channel = data.ArrayLayout(unsigned(PHASE_BITS), n_channels)
+        counters = data.ArrayLayout(unsigned(_COUNT_BITS), n_channels)
+        super().__init__({
+            # event in
+            "valid": In(1), "slot": In(SLOT_BITS), "phase": In(PHASE_BITS), "channel": In(8),
+            # configuration
+            "slot_period": In(PHASE_BITS),
+            "role": In(data.ArrayLayout(unsigned(3), n_channels)),
+            "delay": In(data.ArrayLayout(signed(PHASE_BITS), n_channels)),
+            "early_start": In(per_channel), "early_width": In(per_channel),
+            "late_start": In(per_channel), "late_width": In(per_channel),
+            "middle_start": In(per_channel), "middle_width": In(per_channel),
+            "ref_phase": In(PHASE_BITS), "ref_window_log2": In(5),
+            "lock_threshold": In(PHASE_BITS),
+            # control pulses
+            "align": In(1), "clear_counters": In(1), "clear_lost_lock": In(1),
+            # classified events out
+            "o_valid": Out(1), "o_event": Out(struct_layout(EVENT)), "o_key": Out(1),
+            "mid_valid": Out(1), "mid_minus": Out(1),
+            # counters and status
+            "early": Out(counters), "late": Out(counters), "middle": Out(counters),
+            "outside": Out(counters),
+            "bad_channel": Out(_COUNT_BITS), "bad_phase": Out(_COUNT_BITS),
+            "slot_base": Out(SLOT_BITS), "aligned": Out(1),
+            "lock_offset": Out(signed(LOCK_OFFSET_BITS)), "lock_spread": Out(LOCK_OFFSET_BITS),
+            "lock_windows": Out(LOCK_WINDOWS_BITS), "lost_lock": Out(1),
+            "lock_violations": Out(_COUNT_BITS),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        n = self._n
+
+        # Stage 1: the channel's settings, looked up and registered with the event.
+        def lookup(port, name):
+            reg = Signal(port[0].shape(), name=f"{name}1")
+            m.d.sync += reg.eq(Array(port[ch] for ch in range(n))[self.channel])
+            return reg
+
+        known = self.channel < n
+        role1 = lookup(self.role, "role")
+        delay1 = lookup(self.delay, "delay")
+        start1 = {w: lookup(getattr(self, f"{w}_start"), f"{w}_start")
+                  for w in ("early", "late", "middle")}
+        width1 = {w: lookup(getattr(self, f"{w}_width"), f"{w}_width")
+                  for w in ("early", "late", "middle")}
+        valid1, bad_channel1 = Signal(), Signal()
+        slot1, phase1 = Signal(SLOT_BITS), Signal(PHASE_BITS)
+        channel1, period1 = Signal(8), Signal(PHASE_BITS)
+        m.d.sync += [
+            valid1.eq(self.valid & known
+                      & (Array(self.role[ch] for ch in range(n))[self.channel] != Role.OFF)),
+            bad_channel1.eq(self.valid & ~known),
+            slot1.eq(self.slot), phase1.eq(self.phase), channel1.eq(self.channel),
+            period1.eq(self.slot_period),
+        ]
+
+        # Stage 2: p0 = phase − delay (exact, signed); window ends (exact, no overflow).
+        p0_2 = Signal(signed(PHASE_BITS + 2))
+        start2 = {w: Signal(PHASE_BITS, name=f"{w}_start2") for w in start1}
+        end2 = {w: Signal(PHASE_BITS + 1, name=f"{w}_end2") for w in start1}
+        bad_phase2 = Signal()
+        m.d.sync += [p0_2.eq(phase1 - delay1), bad_phase2.eq(valid1 & (phase1 >= period1))]
+        for w in start1:
+            m.d.sync += [start2[w].eq(start1[w]), end2[w].eq(start1[w] + width1[w])]
+        valid2, slot2, channel2, role2, period2 = (
+            _delayed(m, s, 1, name) for s, name in ((valid1, "valid"), (slot1, "slot"),
+                                                    (channel1, "channel"), (role1, "role"),
+                                                    (period1, "period")))
+
+        # Stage 3: one correction by a slot period when p0 left [0, P).
+        under = p0_2 < 0
+        over = p0_2 >= period2
+        p3 = Signal(PHASE_BITS)
+        slot3 = Signal(SLOT_BITS)
+        with m.If(under):
+            m.d.sync += [p3.eq(p0_2 + period2), slot3.eq(slot2 - 1)]
+        with m.Elif(over):
+            m.d.sync += [p3.eq(p0_2 - period2), slot3.eq(slot2 + 1)]
+        with m.Else():
+            m.d.sync += [p3.eq(p0_2), slot3.eq(slot2)]
+        start3 = {w: _delayed(m, s, 1, f"{w}_start") for w, s in start2.items()}
+        end3 = {w: _delayed(m, s, 1, f"{w}_end") for w, s in end2.items()}
+        valid3, channel3, role3, period3 = (
+            _delayed(m, s, 1, name) for s, name in ((valid2, "valid"), (channel2, "channel"),
+                                                    (role2, "role"), (period2, "period")))
+
+        # Stage 4: bin (priority early > late > middle), key value, alignment, lock raw offset.
+        inside = {w: (p3 >= start3[w]) & (p3 < end3[w]) for w in start3}
+        bin4 = Signal(2)
+        with m.If(inside["early"]):
+            m.d.sync += bin4.eq(Bin.EARLY)
+        with m.Elif(inside["late"]):
+            m.d.sync += bin4.eq(Bin.LATE)
+        with m.Elif(inside["middle"]):
+            m.d.sync += bin4.eq(Bin.MIDDLE)
+        with m.Else():
+            m.d.sync += bin4.eq(Bin.NONE)
+        is_z = role3 == Role.Z
+        is_x = (role3 == Role.X_PLUS) | (role3 == Role.X_MINUS)
+        is_ref = valid3 & (role3 == Role.REFERENCE)
+        basis4, bit4, key4, mid4, minus4 = (Signal(name=f"{s}4") for s in
+                                            ("basis", "bit", "key", "mid", "minus"))
+        middle3 = ~inside["early"] & ~inside["late"] & inside["middle"]
+        m.d.sync += [
+            basis4.eq(Mux(is_x, Basis.X, Basis.Z)),
+            bit4.eq(Mux(is_z, ~inside["early"] & inside["late"], role3 == Role.X_MINUS)),
+            key4.eq((is_z & (inside["early"] | inside["late"])) | (is_x & middle3)),
+            mid4.eq(valid3 & is_x & middle3),
+            minus4.eq(role3 == Role.X_MINUS),
+        ]
+        # Alignment: the pulse travels with the events to this stage, so an event presented in
+        # the cycle of the pulse is already eligible.
+        align3 = _delayed(m, self.align, 3, "align")
+        armed = Signal()
+        do_align = is_ref & (armed | align3)
+        slot4 = Signal(SLOT_BITS)
+        with m.If(do_align):
+            m.d.sync += [self.slot_base.eq(slot3), armed.eq(0), self.aligned.eq(1),
+                         slot4.eq(0)]
+        with m.Else():
+            with m.If(align3):
+                m.d.sync += [armed.eq(1), self.aligned.eq(0)]
+            m.d.sync += slot4.eq(slot3 - self.slot_base)
+        raw4 = Signal(signed(PHASE_BITS + 1))
+        m.d.sync += raw4.eq(p3 - self.ref_phase)
+        valid4, channel4, p4, period4 = (
+            _delayed(m, s, 1, name) for s, name in ((valid3, "valid"), (channel3, "channel"),
+                                                    (p3, "p"), (period3, "period")))
+        ref4 = _delayed(m, is_ref, 1, "ref")
+        bad_channel4 = _delayed(m, bad_channel1, 3, "bad_channel")
+        bad_phase4 = _delayed(m, bad_phase2, 2, "bad_phase")
+
+        # Stage 5: outputs and counters.
+        m.d.sync += [
+            self.o_valid.eq(valid4), self.o_key.eq(valid4 & key4),
+            self.o_event.slot.eq(slot4), self.o_event.phase.eq(p4),
+            self.o_event.channel.eq(channel4), self.o_event.bin.eq(bin4),
+            self.o_event.basis.eq(basis4), self.o_event.bit.eq(bit4),
+            self.mid_valid.eq(mid4), self.mid_minus.eq(mid4 & minus4),
+        ]
+        clear4 = _delayed(m, self.clear_counters, 4, "clear")
+        clear5 = _delayed(m, clear4, 1, "clear")
+
+        # Per-channel counters: one event per cycle increments at most one of the 4 × n
+        # counters, so they share one 64-bit adder (n × 4 adders would cost ~64 LUTs each).
+        # Stage 5 registers the selected counter's value, stage 6 writes value + 1. Hazard:
+        # the value read in stage 5 misses the write (and a clear) made by stage 6 in the same
+        # cycle; stage 6 corrects for exactly that one cycle (``same``, ``prev_clear``).
+        bank = [getattr(self, name)[ch] for ch in range(n)
+                for name in ("early", "late", "middle", "outside")]   # index = 4·ch + bin
+        channel_bits = max(1, (n - 1).bit_length())
+        select4 = Cat(bin4, channel4[:channel_bits])
+        hit5, read5 = Signal(), Signal(_COUNT_BITS)
+        select5 = Signal(len(select4))
+        m.d.sync += [hit5.eq(valid4), select5.eq(select4),
+                     read5.eq(Array(bank)[select4])]
+        prev_hit, prev_clear = Signal(), Signal()
+        prev_select = Signal(len(select4))
+        m.d.sync += [prev_hit.eq(hit5), prev_clear.eq(clear5), prev_select.eq(select5)]
+        same = prev_hit & (prev_select == select5)
+        value = Mux(clear5, 1, Mux(prev_clear, same + 1, read5 + same + 1))
+        for i, counter in enumerate(bank):
+            with m.If(hit5 & (select5 == i)):
+                m.d.sync += counter.eq(value)
+            with m.Elif(clear5):
+                m.d.sync += counter.eq(0)
+        for counter, flag in ((self.bad_channel, bad_channel4), (self.bad_phase, bad_phase4)):
+            flag5 = _delayed(m, flag, 1, "bad")
+            m.d.sync += counter.eq(Mux(clear5, 0, counter) + flag5)
+
+        # Lock monitor. Stage 5: offset in (−P/2, P/2] (one correction by ±P).
+        offset5 = Signal(signed(LOCK_OFFSET_BITS))
+        twice = raw4 << 1
+        with m.If(twice > period4):
+            m.d.sync += offset5.eq(raw4 - period4)
+        with m.Elif(twice <= -period4):
+            m.d.sync += offset5.eq(raw4 + period4)
+        with m.Else():
+            m.d.sync += offset5.eq(raw4)
+        ref5 = _delayed(m, ref4, 1, "ref")
+        clear_lost5 = _delayed(m, self.clear_lost_lock, 5, "clear_lost")
+        threshold = Signal(PHASE_BITS)
+        neg_threshold = Signal(signed(PHASE_BITS + 1))
+        window_last = Signal(_WINDOW_COUNT_BITS)   # count at which a window closes: 2**k − 1
+        m.d.sync += [threshold.eq(self.lock_threshold), neg_threshold.eq(-self.lock_threshold),
+                     window_last.eq((1 << self.ref_window_log2) - 1)]
+
+        # Stage 6: violations, window accumulation.
+        violation = ref5 & ((offset5 > threshold) | (offset5 < neg_threshold))
+        m.d.sync += self.lost_lock.eq(Mux(clear_lost5, 0, self.lost_lock) | violation)
+        m.d.sync += self.lock_violations.eq(Mux(clear5, 0, self.lock_violations) + violation)
+        count6 = Signal(_WINDOW_COUNT_BITS)
+        sum6 = Signal(signed(_SUM_BITS))
+        min6, max6 = Signal(signed(LOCK_OFFSET_BITS)), Signal(signed(LOCK_OFFSET_BITS))
+        base_count = Mux(clear5, 0, count6)
+        base_sum = Mux(clear5, 0, sum6)
+        empty = base_count == 0
+        new_sum = base_sum + offset5
+        new_min = Mux(empty | (offset5 < min6), offset5, min6)
+        new_max = Mux(empty | (offset5 > max6), offset5, max6)
+        closing = ref5 & (base_count >= window_last)
+        closed6 = Signal()
+        closed_sum6 = Signal(signed(_SUM_BITS))
+        closed_spread6 = Signal(LOCK_OFFSET_BITS)
+        m.d.sync += closed6.eq(closing)
+        with m.If(closing):
+            m.d.sync += [count6.eq(0), sum6.eq(0), closed_sum6.eq(new_sum),
+                         closed_spread6.eq(new_max - new_min)]
+        with m.Elif(ref5):
+            m.d.sync += [count6.eq(base_count + 1), sum6.eq(new_sum), min6.eq(new_min),
+                         max6.eq(new_max)]
+        with m.Else():
+            m.d.sync += [count6.eq(base_count), sum6.eq(base_sum)]
+        m.d.sync += self.lock_windows.eq(Mux(clear5, 0, self.lock_windows) + closing)
+
+        # Stage 7: latch the window's mean (arithmetic shift) and spread.
+        with m.If(closed6):
+            m.d.sync += [self.lock_offset.eq(closed_sum6 >> self.ref_window_log2),
+                         self.lock_spread.eq(closed_spread6)]
+        return m

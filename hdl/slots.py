@@ -1,0 +1,149 @@
+"""Alice's slots: the slot clock, and the mapping of each tag to (slot, phase within the slot).
+
+The slot clock runs beside the tagger's time base, one step per cycle. It keeps the phase of the
+cycle's start within its slot exactly (:class:`tbqkd.hdl.config.SlotClockConstants`): an
+``offset`` in 1/16 ps plus a remainder in ``1/(16·den)`` ps, so that slot boundaries fall where
+``k × slot period`` says for as long as the link runs, for any rational ratio of Alice's pulse
+period to the clock period (at least one clock period per slot).
+
+Each accepted event carries its cycle's ``(slot, offset)`` through the tagger's event FIFO; the
+calibration pipeline adds the fine time and the channel delay (both in 1/16 ps), and
+:class:`SlotMapper` brings the sum back into ``[0, slot period)``, moving the slot by up to two
+in either direction. Phases leave in whole picoseconds, rounded down.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import CAL_FRAC_BITS, OFFSET_WIDTH, SLOT_REM_WIDTH, SlotClockConstants
+from .records import PHASE_BITS, SLOT_BITS
+
+__all__ = ["SlotClock", "SlotMapper", "PHASE_SUM_WIDTH", "SLOT_MAPPER_LATENCY"]
+
+#: Signed width of ``offset + fine + delay`` in 1/16 ps before the mapper reduces it (the
+#: offset, the fine time and a 32-bit delay in ps times 16, with room to spare).
+PHASE_SUM_WIDTH = 40
+
+SLOT_MAPPER_LATENCY = 3
+
+
+class SlotClock(wiring.Component):
+    """Slot counter and the exact phase of each cycle's start within its slot.
+
+    Every cycle ``(offset, rem) += (step_int, step_rem)`` with a carry when ``rem`` reaches
+    ``den``; when the sum reaches ``(wrap_int, wrap_rem)`` one slot period is subtracted and
+    ``slot`` counts up. ``preload`` loads ``slot``, ``offset`` and ``rem`` (with the tagger's
+    time-base preload: a test hook, the Verilator model's idle skip, and a way to start the slot
+    grid at a known phase). The constants must satisfy ``step <= wrap``, ``step_rem, wrap_rem <
+    den`` (the host checks; :func:`tbqkd.hdl.config.slot_clock_constants`); they are registered
+    once more inside, so a new value takes effect one cycle after it is written; ``reset`` are
+    the constants' values out of reset (the register table's), which those registers start
+    from.
+    """
+
+    def __init__(self, reset: SlotClockConstants) -> None:
+        self._reset = reset
+        super().__init__({
+            "step_int": In(OFFSET_WIDTH), "step_rem": In(SLOT_REM_WIDTH),
+            "wrap_int": In(OFFSET_WIDTH), "wrap_rem": In(SLOT_REM_WIDTH),
+            "den": In(SLOT_REM_WIDTH),
+            "preload": In(1), "preload_slot": In(SLOT_BITS), "preload_offset": In(OFFSET_WIDTH),
+            "preload_rem": In(SLOT_REM_WIDTH),
+            "slot": Out(SLOT_BITS), "offset": Out(OFFSET_WIDTH), "rem": Out(SLOT_REM_WIDTH),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        # With acc = offset·den + rem in [0, wrap) and T = wrap − step, each cycle
+        #     acc ← acc − T   if acc >= T   (a slot boundary falls in this cycle)
+        #     acc ← acc + step otherwise.
+        # Both candidates and the comparison are computed side by side from registered
+        # constants, so the loop is one 32-bit addition and two multiplexers deep.
+        t_borrow = Signal()
+        m.d.comb += t_borrow.eq(self.wrap_rem < self.step_rem)
+        k = self._reset
+        t_total = k.wrap - k.step
+        t_int0, t_rem0 = divmod(t_total, k.den)
+        t_int = Signal(OFFSET_WIDTH, init=t_int0)       # T in whole units (and + 1)
+        t_int1 = Signal(OFFSET_WIDTH, init=t_int0 + 1)
+        t_rem = Signal(SLOT_REM_WIDTH, init=t_rem0)
+        den_minus_t = Signal(SLOT_REM_WIDTH, init=k.den - t_rem0)
+        s_int1 = Signal(OFFSET_WIDTH + 1, init=k.step_int + 1)
+        den_minus_s = Signal(SLOT_REM_WIDTH, init=k.den - k.step_rem)
+        t_rem_now = Signal(SLOT_REM_WIDTH)
+        m.d.comb += t_rem_now.eq(Mux(t_borrow, self.wrap_rem + self.den - self.step_rem,
+                                     self.wrap_rem - self.step_rem))
+        m.d.sync += [
+            t_int.eq(self.wrap_int - self.step_int - t_borrow),
+            t_int1.eq(self.wrap_int - self.step_int - t_borrow + 1),
+            t_rem.eq(t_rem_now), den_minus_t.eq(self.den - t_rem_now),
+            s_int1.eq(self.step_int + 1), den_minus_s.eq(self.den - self.step_rem),
+        ]
+        off, rem = self.offset, self.rem
+        # candidate A, no boundary: (off, rem) + step
+        carry_a = Signal()
+        m.d.comb += carry_a.eq(rem >= den_minus_s)
+        off_a = Mux(carry_a, off + s_int1, off + self.step_int)
+        rem_a = Mux(carry_a, rem - den_minus_s, rem + self.step_rem)
+        # candidate B, a boundary: (off, rem) − T
+        borrow_b = Signal()
+        m.d.comb += borrow_b.eq(rem < t_rem)
+        off_b = Mux(borrow_b, off - t_int1, off - t_int)
+        rem_b = Mux(borrow_b, rem + den_minus_t, rem - t_rem)
+        boundary = Signal()
+        m.d.comb += boundary.eq((off > t_int) | ((off == t_int) & ~borrow_b))
+        with m.If(self.preload):
+            m.d.sync += [self.slot.eq(self.preload_slot), self.offset.eq(self.preload_offset),
+                         self.rem.eq(self.preload_rem)]
+        with m.Elif(boundary):
+            m.d.sync += [self.slot.eq(self.slot + 1), self.offset.eq(off_b),
+                         self.rem.eq(rem_b)]
+        with m.Else():
+            m.d.sync += [self.offset.eq(off_a), self.rem.eq(rem_a)]
+        return m
+
+
+class SlotMapper(wiring.Component):
+    """Brings ``slot`` and a phase sum (1/16 ps, signed) into ``[0, slot period)``.
+
+    Two stages each move the sum by one slot period (``wrap_int``, the whole 1/16 ps of the
+    period) and the slot by one, up or down; a third rounds the phase down to whole picoseconds.
+    A sum still outside after two moves (a channel delay beyond one slot period) raises
+    ``range_error`` with ``o_valid`` low: the tag is dropped from classification and counted.
+    Latency :data:`SLOT_MAPPER_LATENCY`; one tag per cycle, no back-pressure.
+    """
+
+    def __init__(self, channel_bits: int = 8) -> None:
+        super().__init__({
+            "wrap_int": In(OFFSET_WIDTH),
+            "i_valid": In(1), "i_slot": In(SLOT_BITS), "i_sum": In(signed(PHASE_SUM_WIDTH)),
+            "i_channel": In(channel_bits),
+            "o_valid": Out(1), "o_slot": Out(SLOT_BITS), "o_phase": Out(PHASE_BITS),
+            "o_channel": Out(channel_bits), "range_error": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        valid, slot, total, chan = self.i_valid, self.i_slot, self.i_sum, self.i_channel
+        for stage in range(2):
+            v = Signal(name=f"valid{stage}")
+            s = Signal(SLOT_BITS, name=f"slot{stage}")
+            x = Signal(signed(PHASE_SUM_WIDTH), name=f"sum{stage}")
+            ch = Signal.like(chan, name=f"channel{stage}")
+            m.d.sync += [v.eq(valid), ch.eq(chan)]
+            with m.If(total < 0):
+                m.d.sync += [s.eq(slot - 1), x.eq(total + self.wrap_int)]
+            with m.Elif(total >= self.wrap_int):
+                m.d.sync += [s.eq(slot + 1), x.eq(total - self.wrap_int)]
+            with m.Else():
+                m.d.sync += [s.eq(slot), x.eq(total)]
+            valid, slot, total, chan = v, s, x, ch
+        inside = Signal()
+        m.d.comb += inside.eq((total >= 0) & (total < self.wrap_int))
+        m.d.sync += [self.o_valid.eq(valid & inside), self.range_error.eq(valid & ~inside),
+                     self.o_slot.eq(slot), self.o_channel.eq(chan),
+                     self.o_phase.eq(total[CAL_FRAC_BITS:])]
+        return m
