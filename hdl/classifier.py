@@ -7,7 +7,7 @@ specified once, in the docstring of :mod:`tbqkd.hdl.golden_classifier`, whose
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,11 +38,11 @@ class Classifier(wiring.Component):
     presented with ``valid`` in cycle *t* leaves on ``o_valid``/``o_event``/``o_key``/
     ``mid_valid``/``mid_minus`` in cycle *t* + 5 (one cycle per stage: 1 channel lookup, 2
     ``phase − delay`` and window ends, 3 wrap at the slot boundary, 4 bins, key value,
-    alignment, 5 outputs; the counters take two more stages). Events of OFF channels and of channels
+    alignment, 5 outputs and counters). Events of OFF channels and of channels
     ``>= n_channels`` leave nothing on the outputs.
 
     Counters (``early``, ``late``, ``middle``, ``outside`` per channel, ``bad_channel``,
-    ``bad_phase``) include the event of cycle *t* from cycle *t* + 7 on; the lock registers
+    ``bad_phase``) include the event of cycle *t* from cycle *t* + 6 on; the lock registers
     (``lock_violations``, ``lost_lock``, ``lock_windows``) from *t* + 7 and the latched
     ``lock_offset``/``lock_spread`` from *t* + 8. ``slot_base``/``aligned`` change in cycle
     *t* + 5 after the aligning reference event.
@@ -213,32 +213,17 @@ class Classifier(wiring.Component):
         clear4 = _delayed(m, self.clear_counters, 4, "clear")
         clear5 = _delayed(m, clear4, 1, "clear")
 
-        # Per-channel counters: one event per cycle increments at most one of the 4 × n
-        # counters, so they share one 64-bit adder (n × 4 adders would cost ~64 LUTs each).
-        # Stage 5 registers the selected counter's value, stage 6 writes value + 1. Hazard:
-        # the value read in stage 5 misses the write (and a clear) made by stage 6 in the same
-        # cycle; stage 6 corrects for exactly that one cycle (``same``, ``prev_clear``).
-        bank = [getattr(self, name)[ch] for ch in range(n)
-                for name in ("early", "late", "middle", "outside")]   # index = 4·ch + bin
-        channel_bits = max(1, (n - 1).bit_length())
-        select4 = Cat(bin4, channel4[:channel_bits])
-        hit5, read5 = Signal(), Signal(_COUNT_BITS)
-        select5 = Signal(len(select4))
-        m.d.sync += [hit5.eq(valid4), select5.eq(select4),
-                     read5.eq(Array(bank)[select4])]
-        prev_hit, prev_clear = Signal(), Signal()
-        prev_select = Signal(len(select4))
-        m.d.sync += [prev_hit.eq(hit5), prev_clear.eq(clear5), prev_select.eq(select5)]
-        same = prev_hit & (prev_select == select5)
-        value = Mux(clear5, 1, Mux(prev_clear, same + 1, read5 + same + 1))
-        for i, counter in enumerate(bank):
-            with m.If(hit5 & (select5 == i)):
-                m.d.sync += counter.eq(value)
-            with m.Elif(clear5):
-                m.d.sync += counter.eq(0)
-        for counter, flag in ((self.bad_channel, bad_channel4), (self.bad_phase, bad_phase4)):
-            flag5 = _delayed(m, flag, 1, "bad")
-            m.d.sync += counter.eq(Mux(clear5, 0, counter) + flag5)
+        def count(counter, increment):
+            # a clear and an event in the same stage: the event counts (clear, then add)
+            m.d.sync += counter.eq(Mux(clear4, 0, counter) + increment)
+
+        for ch in range(n):
+            here = valid4 & (channel4 == ch)
+            for name, code in (("early", Bin.EARLY), ("late", Bin.LATE),
+                               ("middle", Bin.MIDDLE), ("outside", Bin.NONE)):
+                count(getattr(self, name)[ch], here & (bin4 == code))
+        count(self.bad_channel, bad_channel4)
+        count(self.bad_phase, bad_phase4)
 
         # Lock monitor. Stage 5: offset in (−P/2, P/2] (one correction by ±P).
         offset5 = Signal(signed(LOCK_OFFSET_BITS))

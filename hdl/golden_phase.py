@@ -58,9 +58,11 @@ class PhaseErrorOutputs:
 class PhaseErrorModel:
     """Golden model of ``PhaseErrorUnit`` (see there for the behaviour it defines).
 
-    ``fifo_depth`` is the depth of the record FIFO behind the stream's output register.
-    :attr:`sent` collects the records transferred on the stream (``win_tvalid & win_tready``
-    at an edge) as dicts of :data:`PHASE_WINDOW` fields; :attr:`closed` every record produced.
+    ``fifo_depth`` is the depth of the record FIFO behind the stream's output register. A
+    window found complete in one step is held in :attr:`detected` and closes (snapshot, irq,
+    FIFO) in the next step, as in the RTL. :attr:`closed` collects every closed window and
+    :attr:`sent` the records transferred on the stream (``win_tvalid & win_tready`` at an
+    edge), as dicts of :data:`PHASE_WINDOW` fields.
     """
 
     fifo_depth: int = 4
@@ -97,29 +99,30 @@ class PhaseErrorModel:
             base = self.counts if self.running else [0, 0, 0, 0]
             total = [min(c + i, COUNT_MAX) for c, i in zip(base, inc, strict=True)]
             if mode == WindowMode.SLOTS:
-                close = bool(self.running) and (slot == self.end_slot or bool(self.past_end))
+                complete = bool(self.running) and (slot == self.end_slot
+                                                   or bool(self.past_end))
                 window = base            # the boundary cycle starts the next window
                 carry = list(inc)
             else:
                 left = self.events_left if self.running else window_events
-                close = bool(x_valid) and left == 1
-                window = total           # the N-th event and its cycle close this window
+                complete = bool(x_valid) and left == 1
+                window = total           # the N-th event and its cycle complete this window
                 carry = [0, 0, 0, 0]
-            self.past_end = int(bool(self.running) and not close
+            self.past_end = int(bool(self.running) and not complete
                                 and _reached(slot, self.end_slot))
-            if close or not self.running:
-                self.events_left = (window_events - carry[0] if close else
+            if complete or not self.running:
+                self.events_left = (window_events - carry[0] if complete else
                                     window_events - x_valid) & COUNT_MAX
             else:
                 self.events_left = (self.events_left - x_valid) & COUNT_MAX
-            if close:
+            if complete:
                 record = {"index": self.index, "x_sifted": window[0], "x_errors": window[1],
                           "mid_plus": window[2], "mid_minus": window[3], "end_slot": slot}
                 self.counts = carry
                 self.index = (self.index + 1) & 0xFFFF_FFFF
             else:
                 self.counts = total
-            if close or not self.running:
+            if complete or not self.running:
                 self.end_slot = (slot + window_slots) & SLOT_MASK
             self.running = 1
 

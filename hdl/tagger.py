@@ -23,7 +23,7 @@ channels, order holds up to the difference of their programmed delays plus one c
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,15 +45,33 @@ __all__ = ["popcount", "FirstEdgeEncoder", "ChannelGate", "TimeBase", "TagFramer
 ENCODER_LATENCY = 3
 
 
-def popcount(m: Module, bits, *, register_at: tuple[int, ...] = ()) -> object:
-    """Balanced adder tree counting the ones of ``bits``.
+def _count_ones_small(bits: list) -> object:
+    """Ones among at most 6 bits, as a lookup table: one 6-input LUT per result bit."""
+    table = Array(Const(bin(i).count("1"), 3) for i in range(1 << len(bits)))
+    return table[Cat(*bits)]
 
-    ``register_at``: chunk sizes (powers of two) whose partial sums are registered, splitting
-    a long tree into pipeline stages (one cycle of latency per entry that the tree reaches).
+
+def popcount(m: Module, bits, *, register_at: tuple[int, ...] = ()) -> object:
+    """Count the ones of ``bits``: 6:3 lookups, then a balanced adder tree.
+
+    Groups of ``register_at[0]`` bits (all bits without ``register_at``) are first cut into
+    pieces of at most 6 bits, each counted by a lookup (3 LUT6 for 6 bits, where an adder tree
+    over single bits needs about twice as many LUTs), and the pieces added.
+    ``register_at``: group sizes (powers of two) whose partial sums are registered, splitting a
+    long tree into pipeline stages (one cycle of latency per entry that the tree reaches).
     """
-    values = [bits[i] for i in range(len(bits))]
-    level_size = 1
-    while len(values) > 1:
+    n = len(bits)
+    group = register_at[0] if register_at else n
+    values = []
+    for start in range(0, n, group):
+        chunk = [bits[i] for i in range(start, min(start + group, n))]
+        pieces = [_count_ones_small(chunk[i:i + 6]) for i in range(0, len(chunk), 6)]
+        total = pieces[0]
+        for piece in pieces[1:]:
+            total = total + piece
+        values.append(total)
+    level_size = group
+    while True:
         if level_size in register_at:
             regs = []
             for v in values:
@@ -61,6 +79,8 @@ def popcount(m: Module, bits, *, register_at: tuple[int, ...] = ()) -> object:
                 m.d.sync += r.eq(v)
                 regs.append(r)
             values = regs
+        if len(values) == 1:
+            break
         pairs = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
         if len(values) % 2:
             pairs.append(values[-1])

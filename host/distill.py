@@ -83,7 +83,7 @@ class BlockInput:
 class DistillConfig:
     """Settings both sides must share (Bob checks the ones Alice announces)."""
 
-    method: str = "cascade"
+    method: str = "ldpc"      # about half Cascade's honest leakage, far fewer messages
     security: finite_key.SecurityParameters = field(
         default_factory=finite_key.SecurityParameters)
     source: finite_key.SourceParameters = field(default_factory=finite_key.SourceParameters)

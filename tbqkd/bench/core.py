@@ -120,7 +120,7 @@ def line_rate(config: TaggerConfig, events: int) -> dict:
 
 def run(quick: bool = False) -> dict:
     config = TaggerConfig()
-    result = link_120km(config, 20.0 if quick else 300.0)
+    result = link_120km(config, 10.0 if quick else 60.0)
     result.update(line_rate(config, 50_000 if quick else 500_000))
     result["backend"] = ("verilator (ctypes shim, one call per block of sample words); "
                          "events_per_s counts everything but the twin: sample words from event "

@@ -13,43 +13,62 @@ from tbqkd.hdl.config import SlotClockConstants
 from tbqkd.hdl.golden import SlotClockModel, map_to_slot
 from tbqkd.hdl.records import SLOT_BITS
 
+_clocks_started: set[str] = set()
+
 
 async def reset(dut) -> None:
-    cocotb.start_soon(Clock(dut.clk, 4, unit="ns").start())
+    if dut._name not in _clocks_started:
+        cocotb.start_soon(Clock(dut.clk, 4, unit="ns").start())
+        _clocks_started.add(dut._name)
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
 
 
+async def check_from(dut, k: SlotClockConstants, start: tuple[int, int, int] | None,
+                     cycles: int) -> None:
+    """Preload ``start`` (None: compare from reset) and compare every cycle with the model."""
+    if start is not None:
+        dut.preload_slot.value, dut.preload_offset.value, dut.preload_rem.value = start
+        dut.preload.value = 1
+        await RisingEdge(dut.clk)
+        dut.preload.value = 0
+    first = start or (0, 0, 0)
+    model = SlotClockModel(k, *first)
+    wrapped = False
+    for cycle in range(cycles):
+        await ReadOnly()
+        got = (int(dut.slot.value), int(dut.offset.value), int(dut.rem.value))
+        want = model.state(cycle)
+        assert got == want, f"cycle {cycle} from {first}: {got} != {want}"
+        wrapped |= got[0] < first[0]
+        await RisingEdge(dut.clk)
+    if first[0] > (1 << SLOT_BITS) - 100:
+        assert wrapped, "the slot counter should have wrapped"
+
+
 @cocotb.test()
 async def test_slot_clock_matches_model(dut):
-    """Out of reset and after preloads (one just below the slot counter's wrap at 2^48), every
-    cycle's (slot, offset, rem) equals the exact model, for 20 000 cycles."""
-    k = SlotClockConstants(**json.loads(os.environ["TBQKD_SLOT_CLOCK"]))
-    for name in ("step_int", "step_rem", "wrap_int", "wrap_rem", "den"):
-        getattr(dut, name).value = getattr(k, name)
-    dut.preload.value = 0
-    await reset(dut)
+    """Each ratio (one slot per cycle, exactly 3, fractional, just above 1): out of reset (the
+    build's own constants) and after preloads, one of them just below the slot counter's wrap
+    at 2^48, every cycle's (slot, offset, rem) equals the exact model."""
+    ratios = json.loads(os.environ["TBQKD_SLOT_CLOCKS"])
+    reset_name = os.environ["TBQKD_SLOT_CLOCK_RESET"]
     rng = np.random.default_rng(5)
-    starts = [(0, 0, 0), ((1 << SLOT_BITS) - 3, int(rng.integers(0, k.wrap_int)),
-                          int(rng.integers(0, k.den)))]
-    for start in starts:
-        if start != (0, 0, 0):
-            dut.preload_slot.value, dut.preload_offset.value, dut.preload_rem.value = start
-            dut.preload.value = 1
-            await RisingEdge(dut.clk)
+    names = [reset_name] + [n for n in ratios if n != reset_name]
+    for index, name in enumerate(names):
+        k = SlotClockConstants(**ratios[name])
+        for field in ("step_int", "step_rem", "wrap_int", "wrap_rem", "den"):
+            getattr(dut, field).value = getattr(k, field)
+        if index == 0:
             dut.preload.value = 0
-        model = SlotClockModel(k, *start)
-        wrapped = False
-        for cycle in range(10_000):
-            await ReadOnly()
-            got = (int(dut.slot.value), int(dut.offset.value), int(dut.rem.value))
-            want = model.state(cycle)
-            assert got == want, f"cycle {cycle} from {start}: {got} != {want}"
-            wrapped |= got[0] < start[0]
-            await RisingEdge(dut.clk)
-        if start[0]:
-            assert wrapped, "the slot counter should have wrapped"
+            await reset(dut)
+            await check_from(dut, k, None, 3000)
+        await ClockCycles(dut.clk, 2)          # the constants are registered inside
+        await check_from(dut, k, (int(rng.integers(0, 1 << 40)), int(rng.integers(0, k.wrap_int)),
+                                  int(rng.integers(0, k.den))), 2000)
+        await check_from(dut, k, ((1 << SLOT_BITS) - 3, int(rng.integers(0, k.wrap_int)),
+                                  int(rng.integers(0, k.den))), 2000)
 
 
 @cocotb.test()

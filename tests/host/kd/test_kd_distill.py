@@ -196,7 +196,8 @@ BAD_FRAMES.append(("reorder", "protocol error", 0))
 
 @pytest.mark.parametrize("kind, clue, target", BAD_FRAMES)
 def test_bad_frames_yield_no_key(kind, clue, target):
-    alice, bob = _nodes()
+    # Cascade: enough messages on a one-error block that Alice's 4th frame exists
+    alice, bob = _nodes(distill.DistillConfig(method="cascade", thresholds=LOOSE))
     out_a, out_b = distill.run_block(alice, bob, *_inputs(errors=1),
                                      wire=_corrupt(kind, target))
     assert out_a.key is None and out_b.key is None
@@ -246,7 +247,8 @@ def test_property_cases_do_produce_keys():
 
 
 def test_lost_frame_stalls_until_the_link_aborts():
-    alice, bob = _nodes()
+    # Cascade: Bob's first reply is the only frame in flight, so its loss stalls the block
+    alice, bob = _nodes(distill.DistillConfig(method="cascade", thresholds=LOOSE))
     drop_first_reply = {"dropped": False}
 
     def wire(direction, frame):
@@ -263,6 +265,24 @@ def test_lost_frame_stalls_until_the_link_aborts():
         bob.receive(frame)
     assert bob.block_done and bob.last_outcome.key is None
     assert "timeout" in bob.last_outcome.reason
+
+
+def test_lost_frame_out_of_two_aborts_the_block():
+    """LDPC: Bob answers with two frames; losing the first is a protocol error, no key."""
+    alice, bob = _nodes(distill.DistillConfig(method="ldpc", thresholds=LOOSE))
+    replies = []
+
+    def wire(direction, frame):
+        if direction == 1:
+            replies.append(frame)
+            if len(replies) == 1:
+                return []
+        return [frame]
+
+    out_a, out_b = distill.run_block(alice, bob, *_inputs(errors=1), wire=wire)
+    assert len(replies) >= 2
+    assert out_a.key is None and out_b.key is None
+    assert out_a.status == out_b.status == "aborted" and "protocol error" in out_a.reason
 
 
 def test_malformed_block_input_is_refused():
