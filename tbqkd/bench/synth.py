@@ -15,6 +15,7 @@ def run(quick: bool = False) -> dict:
     config = TaggerConfig()                 # 4 detectors + reference, 256-tap delay line
     started = time.perf_counter()
     xc7 = xilinx_utilisation(config)
+    tagger = xilinx_utilisation(config, tagger_only=True)
     xilinx_s = time.perf_counter() - started
     fmax = None if quick else ecp5_fmax(config)
     return {
@@ -24,6 +25,7 @@ def run(quick: bool = False) -> dict:
         "luts": xc7.luts, "ffs": xc7.ffs, "brams": xc7.brams, "dsps": xc7.dsps,
         "brams_percent": round(100 * xc7.brams / XC7Z020["brams"], 1),
         "luts_percent": round(100 * xc7.luts / XC7Z020["luts"], 1),
+        "tagger_luts": tagger.luts, "tagger_ffs": tagger.ffs, "tagger_brams": tagger.brams,
         "fmax_mhz": fmax,
         "fmax_part": "LFE5U-85F-8 (CABGA756), nextpnr-ecp5, seed 1",
         "xilinx_part": "xc7z020 (Yosys synth_xilinx -family xc7)",

@@ -15,7 +15,7 @@ from tbqkd.hdl.config import TaggerConfig
 from tbqkd.hdl.golden import TaggerModel, TaggerSettings, ideal_calibration
 from tbqkd.hdl.golden_classifier import ClassifierConfig, ClassifierModel
 from tbqkd.hdl.golden_sifter import SifterModel
-from tbqkd.hdl.records import Basis, Role
+from tbqkd.hdl.records import Role
 from tbqkd.hdl.registers import HISTOGRAM_BINS, PENDING_DEPTH
 from tbqkd.host.receiver import ReceiverInterface, Window
 from tbqkd.host.tagger import TaggerInterface
@@ -124,6 +124,18 @@ def golden(frontend, t, ch, settings, class_config):
     return tags, classified
 
 
+def golden_sifting(frontend, t, ch, settings, class_config):
+    """The golden sifter after Alice answered every announcement; and the classified events."""
+    _, classified = golden(frontend, t, ch, settings, class_config)
+    key = classified.key.astype(bool)
+    model = SifterModel(PENDING_DEPTH, PENDING_DEPTH - 1)
+    model.detect_many(zip(classified.slot[key].tolist(), classified.basis[key].tolist(),
+                          classified.bit[key].tolist(), strict=True))
+    for a in model.announce():
+        model.answer(a.seq, a.slot, int(alice_basis([a.slot])[0]), 0)
+    return model, classified
+
+
 def test_slots_and_phases_are_the_physical_ones(link):
     frontend, (t, ch, settings, class_config, _), _ = link
     tags, _ = golden(frontend, t, ch, settings, class_config)
@@ -143,19 +155,11 @@ def test_slots_and_phases_are_the_physical_ones(link):
 
 def test_announcements_and_sifting_equal_golden(link):
     frontend, (t, ch, settings, class_config, res), _ = link
-    _, classified = golden(frontend, t, ch, settings, class_config)
-    key = classified.key.astype(bool)
-    model = SifterModel(PENDING_DEPTH, PENDING_DEPTH - 1)
-    model.detect_many(zip(classified.slot[key].tolist(), classified.basis[key].tolist(),
-                          classified.bit[key].tolist(), strict=True))
-    announced = model.announce()
+    model, _ = golden_sifting(frontend, t, ch, settings, class_config)
     ann = res["announce"]
-    assert len(announced) == len(ann["seq"]) > 100
-    assert [(a.seq, a.slot, a.basis) for a in announced] == list(zip(
+    assert len(model.announcements) == len(ann["seq"]) > 100
+    assert [(a.seq, a.slot, a.basis) for a in model.announcements] == list(zip(
         ann["seq"].tolist(), ann["slot"].tolist(), ann["basis"].tolist(), strict=True))
-    basis = alice_basis(ann["slot"]).tolist()
-    for a, b in zip(announced, basis, strict=True):
-        model.answer(a.seq, a.slot, b, 0)
     got = res["sifted"]
     assert [(k.slot, k.bit) for k in model.sifted] == list(zip(
         got["slot"].tolist(), got["bit"].tolist(), strict=True))
@@ -167,13 +171,7 @@ def test_announcements_and_sifting_equal_golden(link):
 
 def test_error_signal_windows_equal_golden(link):
     frontend, (t, ch, settings, class_config, res), _ = link
-    _, classified = golden(frontend, t, ch, settings, class_config)
-    key = classified.key.astype(bool)
-    model = SifterModel(PENDING_DEPTH, PENDING_DEPTH - 1)
-    model.detect_many(zip(classified.slot[key].tolist(), classified.basis[key].tolist(),
-                          classified.bit[key].tolist(), strict=True))
-    for a in model.announce():
-        model.answer(a.seq, a.slot, int(alice_basis([a.slot])[0]), 0)
+    model, classified = golden_sifting(frontend, t, ch, settings, class_config)
     bob = np.array([x.bob_bit for x in model.x_events])
     full = len(bob) // WINDOW_EVENTS
     windows = res["windows"]
