@@ -1,11 +1,13 @@
 """Synthesis reports with the yowasp wheels (Yosys and nextpnr compiled to WebAssembly).
 
-* Resource use for the Zynq-7020 (PYNQ-Z2): Yosys ``synth_xilinx -family xc7`` on the core with
-  vendor-independent front ends (the delay-line primitives excluded, as the figures ask).
-* Maximum clock frequency: Yosys ``synth_ecp5`` and nextpnr-ecp5 placing and routing on an
+* Resource use for the Zynq-7020 (PYNQ-Z2): Yosys ``synth_xilinx -family xc7`` (LUT mapping by
+  the classic ABC flow, see :data:`_XILINX_FLOW`) on the core with vendor-independent front
+  ends (the delay-line primitives excluded, as the figures ask), or on the tagger alone.
+* Maximum clock frequency: Yosys ``synth_ecp5 -dff`` and nextpnr-ecp5 placing and routing on an
   ECP5-85 (LFE5U-85F, speed grade 8). The core's 1 280 sample-word inputs do not fit any
-  package, so :class:`SynthHarness` feeds each channel's word from a shift register on one pin
-  and folds TDATA into 8 registered bits; the core's logic is unchanged.
+  package, so :class:`SynthHarness` feeds each channel's word (and the answer stream's TDATA)
+  from a shift register on one pin and folds each output stream's TDATA into 8 registered
+  bits; the core's logic is unchanged.
 """
 
 from __future__ import annotations
