@@ -8,6 +8,7 @@ the sifter, the phase error signal and the DAC (phase actuator).
 from __future__ import annotations
 
 from .config import TaggerConfig, add_slot_registers, add_tagger_registers
+from .golden_phase import DAC8568_FRAME_BITS, DAC8568_SUFFIX_BITS, dac8568_prefix
 from .records import PHASE_BITS, Role
 from .regmap import Field, RegisterMap
 
@@ -158,13 +159,15 @@ def add_dac_registers(regs: RegisterMap.Builder, config: TaggerConfig) -> None:
     regs.align(0x10)
     regs.add("DAC_CONFIG", "rw", "SPI framing of the phase-shifter DAC (reset: DAC8568)",
              group=g, fields=[
-                 Field("frame_bits", 0, 6, "bits per frame: 32 DAC8568, 24 AD5686", reset=32),
-                 Field("suffix_bits", 6, 5, "bits after the data word", reset=4),
+                 Field("frame_bits", 0, 6, "bits per frame: 32 DAC8568, 24 AD5686",
+                       reset=DAC8568_FRAME_BITS),
+                 Field("suffix_bits", 6, 5, "bits after the data word",
+                       reset=DAC8568_SUFFIX_BITS),
                  Field("clock_div", 11, 8, "SCLK half period in clock cycles", reset=4),
                  Field("cpol", 19, 1, "SCLK idle level", reset=1)])
     regs.add("DAC_PREFIX", "rw", "Bits sent before the data word, MSB first (DAC8568: prefix, "
              "control 0011 = write and update, address)", group=g,
-             fields=[Field("bits", 0, 16, reset=0x030)])
+             fields=[Field("bits", 0, 16, reset=dac8568_prefix(0))])
     regs.add("DAC_SUFFIX", "rw", "Bits sent after the data word (DAC8568: feature bits)",
              group=g, fields=[Field("bits", 0, 16)])
     regs.add("DAC_VALUE", "rw", "Phase-shifter code: a write sends it to the DAC (queued while "

@@ -13,6 +13,13 @@ from fractions import Fraction
 
 import numpy as np
 from tbqkd.hdl.config import CAL_FRAC_BITS, slot_clock_constants
+from tbqkd.hdl.golden_phase import (
+    AD5686_FRAME_BITS,
+    DAC8568_FRAME_BITS,
+    DAC8568_SUFFIX_BITS,
+    ad5686_prefix,
+    dac8568_prefix,
+)
 from tbqkd.hdl.records import ANNOUNCE, ANSWER, PHASE_WINDOW, SIFTED, Role
 from tbqkd.hdl.registers import HISTOGRAM_BINS, SIFTER_COUNTERS
 
@@ -20,10 +27,10 @@ from .device import Device, DeviceError
 
 __all__ = ["ReceiverInterface", "LockStatus", "Window", "DAC_FRAMINGS"]
 
-#: SPI framings of the supported DACs: (frame_bits, suffix_bits, prefix) for channel A with
-#: the write-and-update command (DAC8568: prefix 0000, control 0011, address 0000; AD5686:
-#: command 0011, DAC A).
-DAC_FRAMINGS = {"dac8568": (32, 4, 0x030), "ad5686": (24, 0, 0x31)}
+#: SPI framings of the supported DACs: (frame_bits, suffix_bits, prefix) for DAC channel A with
+#: the write-and-update command, from the framing definitions next to the gateware.
+DAC_FRAMINGS = {"dac8568": (DAC8568_FRAME_BITS, DAC8568_SUFFIX_BITS, dac8568_prefix(0)),
+                "ad5686": (AD5686_FRAME_BITS, 0, ad5686_prefix(1))}
 
 
 @dataclass(frozen=True)
