@@ -60,10 +60,6 @@ def verilator_env() -> dict[str, str]:
     return env
 
 
-def _port_type_lanes(width: int) -> int:
-    return -(-width // 64)
-
-
 def _copy_out(port: str, width: int) -> list[str]:
     """C++ statements copying Verilated port ``port`` into ``uint64_t* o`` (64-bit lanes)."""
     if width <= 64:
@@ -99,11 +95,11 @@ def _ports_header(config: TaggerConfig) -> str:
         f"#define TBQKD_N_CHANNELS {n_channels}",
         f"#define TBQKD_WORD_LANES {lanes}",
         f"#define TBQKD_N_OUT {len(outs)}",
-        f"#define TBQKD_IN_LANES {_port_type_lanes(inp.record.width)}",
+        f"#define TBQKD_IN_LANES {lanes_for(inp.record.width)}",
         f"#define TBQKD_PERIOD_NUM {config.period_num}ULL",
         f"#define TBQKD_PERIOD_DEN {config.period_den}ULL",
         "static const int tbqkd_out_lanes[TBQKD_N_OUT] = {"
-        + ", ".join(str(_port_type_lanes(p.record.width)) for p in outs) + "};",
+        + ", ".join(str(lanes_for(p.record.width)) for p in outs) + "};",
         "static inline void tbqkd_set_samples(Vtbqkd_rx* t, int ch, const uint64_t* l) {",
         "    switch (ch) {",
     ]
@@ -218,10 +214,6 @@ class RunResult:
     lasts: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
-    def tag_bytes(self) -> bytes:
-        return self.streams.get("m_axis", b"")
-
-    @property
     def tlast(self) -> np.ndarray:
         return self.lasts.get("m_axis", np.zeros(0, bool))
 
@@ -329,12 +321,12 @@ class VerilatorModel:
         outs = (_StreamBuf * len(_OUT_STREAMS))()
         keep = []
         for buf, port in zip(outs, _OUT_STREAMS, strict=True):
-            data = np.zeros((capacity, -(-port.record.width // 64)), np.uint64)
+            data = np.zeros((capacity, lanes_for(port.record.width)), np.uint64)
             last = np.zeros(capacity, np.uint8)
             keep.append((data, last))
             buf.data, buf.last = data.ctypes.data, last.ctypes.data
             buf.capacity, buf.count, buf.percent = capacity, 0, ready_percent
-        in_lanes = -(-_IN_STREAM.record.width // 64)
+        in_lanes = lanes_for(_IN_STREAM.record.width)
         if len(answers) % (8 * in_lanes):
             raise ModelError(f"answers: {len(answers)} bytes is not a whole number of records")
         in_data = np.frombuffer(answers, dtype="<u8").astype(np.uint64) if answers else \

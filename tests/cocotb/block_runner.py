@@ -37,13 +37,12 @@ def _build_dir(name: str, verilog_text: str) -> Path:
 
 
 def run_block_test(name: str, make_component: Callable[[], object], *, test_module: str,
-                   testcase: str, params: str = "", extra_env: dict[str, str] | None = None,
+                   testcase: str, extra_env: dict[str, str] | None = None,
                    seed: int = 1) -> None:
     """Convert ``make_component()`` to Verilog as top ``name``, build it, run ``testcase``.
 
     The build is cached by the generated Verilog, so editing other gateware does not rebuild
-    it. ``params`` (a description of the block's parameters) is kept for the log.
-    ``test_module`` is a module in ``tests/cocotb``.
+    it. ``test_module`` is a module in ``tests/cocotb``.
     A failing cocotb test fails the calling pytest test (the runner raises).
     """
     os.environ.update({k: v for k, v in verilator_env().items()

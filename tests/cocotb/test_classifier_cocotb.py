@@ -27,5 +27,4 @@ TESTS = [
 def test_classifier(testcase):
     run_block_test("classifier", lambda: Classifier(N_CHANNELS),
                    test_module="classifier_tests", testcase=testcase,
-                   params=f"n_channels={N_CHANNELS}",
                    extra_env={"TBQKD_CLASSIFIER_CHANNELS": str(N_CHANNELS)})
