@@ -37,5 +37,4 @@ def test_histogram(variant, testcase):
     params = VARIANTS[variant]
     run_block_test(f"histogram_{variant}", lambda: PhaseHistogram(**params),
                    test_module="histogram_tests", testcase=testcase,
-                   params=json.dumps(params, sort_keys=True),
                    extra_env={"TBQKD_HISTOGRAM_PARAMS": json.dumps(params)})

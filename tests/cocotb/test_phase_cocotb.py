@@ -45,7 +45,7 @@ def make_dac():
 def test_phase_error_unit(testcase):
     params = json.dumps(PHASE_PARAMS)
     run_block_test("phase_error", make_phase, test_module="phase_tests", testcase=testcase,
-                   params=params, extra_env={"TBQKD_PHASE_PARAMS": params})
+                   extra_env={"TBQKD_PHASE_PARAMS": params})
 
 
 @pytest.mark.verilator
@@ -53,4 +53,4 @@ def test_phase_error_unit(testcase):
 def test_spi_dac(testcase):
     params = json.dumps(DAC_PARAMS)
     run_block_test("spi_dac", make_dac, test_module="phase_tests", testcase=testcase,
-                   params=params, extra_env={"TBQKD_DAC_PARAMS": params})
+                   extra_env={"TBQKD_DAC_PARAMS": params})

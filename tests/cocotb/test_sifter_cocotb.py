@@ -29,5 +29,5 @@ CASES = [(16384, t) for t in TESTS] + [(10240, t) for t in RING_TESTS]
 @pytest.mark.parametrize(("depth", "testcase"), CASES)
 def test_sifter(depth, testcase):
     run_block_test(f"sifter_{depth}", lambda: Sifter(depth), test_module="sifter_tests",
-                   testcase=testcase, params=f"depth={depth}",
+                   testcase=testcase,
                    extra_env={"TBQKD_SIFTER_DEPTH": str(depth)})
