@@ -20,6 +20,18 @@ frame arriving after a newer one, fails. A counter may jump ahead by at most
 are discarded and counted as consumed, and the protocol layer notices the missing message. A
 rejected frame consumes no pad; the caller aborts the block (see :mod:`tbqkd.host.distill`).
 
+Deferred frames: high-rate messages of the sifting exchange (:data:`messages.DEFERRED_TYPES`)
+may be sealed with ``deferred=True``. Such a frame carries an all-zero tag and consumes no pad;
+both ends record the polynomial hash of its authenticated bytes, in order. The sender's next
+ordinary frame then authenticates, together with its own bytes, the hashes of every deferred
+frame it sent since its previous ordinary frame (a two-level polynomial hash: the deferred
+frames' hashes are words of the outer message; forgery probability at most the sum of the inner
+and outer collision bounds). So nothing is accepted for good unauthenticated: the link derives
+key from sifting only after the peer's next ordinary frame has verified its transcript, and one
+tag covers a whole block's sifting instead of one per message. A frame with a zero tag whose type
+is not deferrable is rejected; more than :data:`MAX_DEFERRED_FRAMES` pending deferred frames is
+an error.
+
 Key accounting: the pre-shared key bootstraps the hash keys and both pools; distilled key refills
 the pools (:meth:`AuthenticatedChannel.refill`). :attr:`AuthenticatedChannel.consumed_bits`
 counts the secret bits used so far (hash keys plus 128 pad bits per frame, either direction);
@@ -36,6 +48,7 @@ from . import messages, polyhash
 from .protocol import Message, ProtocolError
 
 __all__ = ["AuthenticationError", "KeyExhaustedError", "AuthenticatedChannel", "MAX_SKIPPED_FRAMES",
+           "MAX_DEFERRED_FRAMES",
            "MIN_PRE_SHARED_KEY_BYTES", "PAD_BYTES_PER_FRAME"]
 
 _logger = logging.getLogger(__name__)
@@ -45,6 +58,8 @@ HASH_KEY_BYTES = 16
 PAD_BYTES_PER_FRAME = 16
 MIN_PRE_SHARED_KEY_BYTES = HASH_KEY_BYTES + 2 * PAD_BYTES_PER_FRAME
 MAX_SKIPPED_FRAMES = 64
+MAX_DEFERRED_FRAMES = 1 << 20
+_ZERO_TAG = bytes(PAD_BYTES_PER_FRAME)
 
 
 def _log(level: int, message: str, *args: object) -> None:
@@ -125,6 +140,7 @@ class AuthenticatedChannel:
         half = len(pads) // 2
         self._pools = [_PadPool(pads[:half]), _PadPool(pads[half:2 * half])]
         self._counters = [0, 0]
+        self._deferred: list[list[int]] = [[], []]   # per direction: hash words of frames
         self._consumed_bits = 8 * HASH_KEY_BYTES
         self._failures = 0
 
@@ -161,21 +177,51 @@ class AuthenticatedChannel:
         return b"".join(((value + r) % polyhash.PRIME).to_bytes(8, "little")
                         for value, r in zip(hashes, _field_words(pad), strict=True))
 
-    def seal(self, message: Message) -> bytes:
+    @property
+    def deferred_pending(self) -> tuple[int, int]:
+        """Deferred frames not yet covered by an ordinary frame, per direction."""
+        return len(self._deferred[0]) // 2, len(self._deferred[1]) // 2
+
+    def _covered(self, direction: int, signed: bytes) -> bytes:
+        """What an ordinary frame's tag covers: the sender's pending deferred hashes, then it."""
+        words = self._deferred[direction]
+        if not words:
+            return signed
+        prefix = np.asarray(words, dtype="<u8").tobytes()
+        return len(words).to_bytes(8, "little") + prefix + signed
+
+    def _defer(self, direction: int, signed: bytes) -> None:
+        if len(self._deferred[direction]) >= 2 * MAX_DEFERRED_FRAMES:
+            raise AuthenticationError(f"more than {MAX_DEFERRED_FRAMES} deferred frames "
+                                      "without an ordinary frame")
+        self._deferred[direction].extend(polyhash.polyhash(signed, self._hash_keys))
+
+    def seal(self, message: Message, *, deferred: bool = False) -> bytes:
         """Serialise, number and authenticate a message; return the frame.
+
+        ``deferred``: a message of a deferrable type is sent with a zero tag and authenticated
+        by this side's next ordinary frame (module docstring).
 
         Raises
         ------
         MessageError
-            If the message does not match its declared type or is too large.
+            If the message does not match its declared type, is too large, or is deferred but
+            not of a deferrable type.
         KeyExhaustedError
             If this direction's pad pool is empty.
         """
         body = messages.encode_body(message)
+        frame = messages.Frame(self._direction, self._counters[self._direction], body, b"")
+        if deferred:
+            if message["type"] not in messages.DEFERRED_TYPES:
+                raise messages.MessageError(f"{message['type']} messages cannot be deferred")
+            self._defer(self._direction, frame.signed_bytes)
+            self._counters[self._direction] += 1
+            return frame.signed_bytes + _ZERO_TAG
         pool = self._pools[self._direction]
         pad = pool.peek(PAD_BYTES_PER_FRAME)
-        frame = messages.Frame(self._direction, self._counters[self._direction], body, b"")
-        tag = self._tag(frame.signed_bytes, pad)
+        tag = self._tag(self._covered(self._direction, frame.signed_bytes), pad)
+        self._deferred[self._direction] = []
         pool.consume(PAD_BYTES_PER_FRAME)
         self._counters[self._direction] += 1
         self._consumed_bits += 8 * PAD_BYTES_PER_FRAME
@@ -208,10 +254,16 @@ class AuthenticatedChannel:
             if skipped > MAX_SKIPPED_FRAMES:
                 raise AuthenticationError(f"frame counter {frame.counter} jumps {skipped} "
                                           f"frames ahead of {expected}")
+            if frame.tag == _ZERO_TAG:
+                return self._open_deferred(frame, peer)
             pool = self._pools[peer]
             pad = pool.peek(PAD_BYTES_PER_FRAME, skipped * PAD_BYTES_PER_FRAME)
-            if self._tag(frame.signed_bytes, pad) != frame.tag:
-                raise AuthenticationError(f"authentication tag mismatch on frame {frame.counter}")
+            if self._tag(self._covered(peer, frame.signed_bytes), pad) != frame.tag:
+                pending = self.deferred_pending[peer]
+                raise AuthenticationError(f"authentication tag mismatch on frame "
+                                          f"{frame.counter}" + (f" (covering {pending} deferred "
+                                                                "frames)" if pending else ""))
+            self._deferred[peer] = []
             used = (skipped + 1) * PAD_BYTES_PER_FRAME
             pool.consume(used)
             self._counters[peer] = frame.counter + 1
@@ -221,6 +273,17 @@ class AuthenticatedChannel:
             self._failures += 1
             _log(logging.WARNING, "rejected frame: %s", error)
             raise
+
+    def _open_deferred(self, frame: messages.Frame, peer: int) -> Message:
+        if frame.counter != self._counters[peer]:
+            raise AuthenticationError(f"deferred frame counter {frame.counter}, expected "
+                                      f"{self._counters[peer]}")
+        message = messages.decode_body(frame.body)
+        if message["type"] not in messages.DEFERRED_TYPES:
+            raise AuthenticationError(f"{message['type']} frame without a tag")
+        self._defer(peer, frame.signed_bytes)
+        self._counters[peer] = frame.counter + 1
+        return message
 
     def refill(self, key: bytes) -> None:
         """Append distilled key to the pad pools, half to each direction (same on both sides)."""

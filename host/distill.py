@@ -483,14 +483,26 @@ class DistillNode:
         here, aborts the running block (reason in :attr:`last_outcome`) and is answered with an
         authenticated ``abort``. Frames arriving with no block running are counted and dropped.
         """
-        side = self._side
         try:
             message = self._channel.open(frame)
         except ProtocolError as error:
-            self._accounts.frames_rejected += 1
-            if side is None or side.done:
-                return []
-            return self._fail(side, f"bad frame: {error}")
+            return self.reject(error)
+        return self.handle(message)
+
+    def reject(self, error: Exception) -> list[bytes]:
+        """Count a frame that failed parsing or authentication; abort the running block."""
+        self._accounts.frames_rejected += 1
+        side = self._side
+        if side is None or side.done:
+            return []
+        return self._fail(side, f"bad frame: {error}")
+
+    def handle(self, message: Message) -> list[bytes]:
+        """Consume one authenticated message of the distillation; return the frames to send.
+
+        For transports that open frames themselves (the link shares the channel with sifting).
+        """
+        side = self._side
         if side is None or side.done:
             self._accounts.frames_rejected += 1
             _log(logging.WARNING, "%s: %s message with no block running", self._role,

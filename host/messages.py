@@ -29,10 +29,11 @@ import msgpack
 from .protocol import Message, ProtocolError
 
 __all__ = ["WIRE_VERSION", "MAX_FRAME_BYTES", "HEADER_BYTES", "TAG_BYTES", "MESSAGE_TYPES",
+           "DEFERRED_TYPES",
            "MessageError", "Frame", "validate_message", "encode_body", "decode_body",
            "pack_frame", "unpack_frame"]
 
-WIRE_VERSION = 1
+WIRE_VERSION = 2   # 2: link messages (sync, announce, answer, block_ready), deferred tags
 MAX_FRAME_BYTES = 64 * 2**20
 MAX_STR_BYTES = 1024
 MAGIC = b"TQ"
@@ -55,7 +56,24 @@ MESSAGE_TYPES: dict[str, dict[str, type]] = {
     "abort": {"block_id": int, "reason": str},
     # Bob -> Alice: Bob has stored the block's key.
     "ack": {"block_id": int, "key_bits": int},
+    # --- the link (tbqkd.host.link) ---
+    # Bob -> Alice: Bob's slot s is Alice's slot s + slot_offset (from the reference alignment).
+    "sync": {"slot_offset": int, "divider": int},
+    # Bob -> Alice: the detections of one batch: slots (uint64 little-endian deltas from
+    # ``first_slot``, zlib-compressed) and bases (packed bits, 1 = X).
+    "announce": {"batch": int, "count": int, "first_slot": int, "slots": bytes,
+                 "bases": bytes},
+    # Alice -> Bob: Alice's basis for every announced slot of the batch (packed bits, 1 = X).
+    "answer": {"batch": int, "count": int, "bases": bytes},
+    # Bob -> Alice: block ``block_id`` is the sifted Z bits of batches [first_batch, end_batch)
+    # (n_z of them) with the X-basis statistics and effective Z-basis pulses of that span.
+    "block_ready": {"block_id": int, "first_batch": int, "end_batch": int, "n_z": int,
+                    "n_x": int, "e_x": int, "pulses": int},
 }
+
+#: Message types that may travel with a deferred tag (:mod:`tbqkd.host.auth`): the high-rate
+#: sifting exchange, authenticated by the sender's next ordinary frame.
+DEFERRED_TYPES = frozenset({"announce", "answer"})
 
 
 class MessageError(ProtocolError):

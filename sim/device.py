@@ -70,6 +70,11 @@ class VerilatorDevice(Device):
         self._answers += data
 
     @property
+    def cycle(self) -> int:
+        """The core's clock cycle count since reset (its time base is ``cycle × period``)."""
+        return self.model.cycle
+
+    @property
     def answers_pending(self) -> int:
         return len(self._answers) // self._record_bytes["s_axis_answer"]
 

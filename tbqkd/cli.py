@@ -78,6 +78,127 @@ def twin(scenario: str = typer.Option("paper-120km", help="scenario name or .tom
     typer.echo(f"{summary['events']} events ({lost} lost to dead time) written to {out}")
 
 
+def _link_command(backend: str, scenario: str, distance_km: float | None, duration: float,
+                  seed: int, no_feedback: bool, eve: str | None, as_json: bool, out: str | None,
+                  block_bits: int, ec: str, live: bool) -> None:
+    from tbqkd.link_run import RunError, RunOptions, run_link
+
+    options = RunOptions(backend=backend, scenario=scenario, distance_km=distance_km,
+                         duration_s=duration, seed=seed, feedback=not no_feedback, eve=eve,
+                         run_dir=out, block_bits=block_bits, ec_method=ec,
+                         live=live and not as_json)
+    try:
+        summary = run_link(options)
+    except RunError as error:
+        fail(str(error))
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(f"run folder: {summary['run_dir']} (report.html, metrics.jsonl, key stores)")
+    for key in ("distance_km", "duration_s", "detections_per_s", "sifted_bps", "qber_z",
+                "qber_x", "skr_bps", "skr_asymptotic_bps", "ec_efficiency", "secret_bits",
+                "aborted_blocks", "keys_identical"):
+        value = summary[key]
+        typer.echo(f"{key:22s} {value:.6g}" if isinstance(value, float) else
+                   f"{key:22s} {value}")
+
+
+_BACKEND = typer.Option("verilator", help="verilator | model | pynq")
+_SCENARIO = typer.Option("paper-120km", help="twin scenario name or .toml path")
+_DISTANCE = typer.Option(None, "--distance-km", help="override the fibre length (km)")
+_DURATION = typer.Option(60.0, help="link time to run after bring-up (s)")
+_SEED = typer.Option(1, help="random seed of the twin and Alice's states")
+_NO_FEEDBACK = typer.Option(False, "--no-feedback", help="leave the phase actuator alone")
+_EVE = typer.Option(None, help="eavesdropper, e.g. intercept-resend:0.2")
+_JSON = typer.Option(False, "--json", help="print one JSON object (no live view)")
+_OUT = typer.Option(None, help="run folder (default runs/<date-time>)")
+_BLOCK = typer.Option(1_000_000, "--block-bits", help="sifted Z bits per distillation block")
+_EC = typer.Option("ldpc", help="error correction: ldpc | cascade")
+_LIVE = typer.Option(True, "--live/--no-live", help="live view while running")
+
+
+@app.command()
+def run(backend: str = _BACKEND, scenario: str = _SCENARIO, distance_km: float = _DISTANCE,
+        duration: float = _DURATION, seed: int = _SEED, no_feedback: bool = _NO_FEEDBACK,
+        eve: str = _EVE, as_json: bool = _JSON, out: str = _OUT, block_bits: int = _BLOCK,
+        ec: str = _EC, live: bool = _LIVE) -> None:
+    """Run the QKD link: Bob's core (Verilator model by default) fed by the twin, with Alice."""
+    _link_command(backend, scenario, distance_km, duration, seed, no_feedback, eve, as_json,
+                  out, block_bits, ec, live)
+
+
+@app.command()
+def simulate(scenario: str = _SCENARIO, distance_km: float = _DISTANCE,
+             duration: float = _DURATION, seed: int = _SEED, no_feedback: bool = _NO_FEEDBACK,
+             eve: str = _EVE, as_json: bool = _JSON, out: str = _OUT, block_bits: int = _BLOCK,
+             ec: str = _EC, live: bool = _LIVE) -> None:
+    """`tbqkd run` on the reference-model backend (bit-exact with the core, much faster)."""
+    _link_command("model", scenario, distance_km, duration, seed, no_feedback, eve, as_json,
+                  out, block_bits, ec, live)
+
+
+def _read_psk(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        fail(f"cannot read the pre-shared key {path}: {error.strerror}")
+    if len(data) < 1024:
+        fail(f"pre-shared key {path} has {len(data)} bytes; make one with `tbqkd node psk FILE`")
+    return data
+
+
+@app.command()
+def node(role: str = typer.Argument(..., help="alice | bob | psk"),
+         target: str = typer.Argument(None, help="psk: the key file to create"),
+         listen: str = typer.Option(None, help="alice: HOST:PORT to listen on"),
+         connect: str = typer.Option(None, help="bob: HOST:PORT of Alice"),
+         psk: str = typer.Option(None, help="pre-shared key file (same on both nodes)"),
+         backend: str = _BACKEND, scenario: str = _SCENARIO, distance_km: float = _DISTANCE,
+         duration: float = _DURATION, seed: int = _SEED, no_feedback: bool = _NO_FEEDBACK,
+         eve: str = _EVE, as_json: bool = _JSON, out: str = _OUT, block_bits: int = _BLOCK,
+         ec: str = _EC) -> None:
+    """Alice and Bob as two processes over TCP (`tbqkd node psk KEYFILE` makes a shared key)."""
+    import os
+    import secrets
+
+    from tbqkd.link_run import PRE_SHARED_KEY_BYTES, RunError, RunOptions, run_link, serve_alice
+
+    if role == "psk":
+        if not target:
+            fail("give the file to create: tbqkd node psk KEYFILE")
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as error:
+            fail(f"cannot create {target}: {error.strerror}")
+        with os.fdopen(fd, "wb") as file:
+            file.write(secrets.token_bytes(PRE_SHARED_KEY_BYTES))
+        typer.echo(f"wrote {PRE_SHARED_KEY_BYTES} random bytes to {target} (mode 600); copy it "
+                   "to the other node over a trusted path")
+        return
+    if role not in ("alice", "bob"):
+        fail(f"unknown role {role!r}; use alice, bob or psk")
+    if not psk:
+        fail("both nodes need the same pre-shared key: --psk FILE (tbqkd node psk FILE)")
+    key = _read_psk(psk)
+    options = RunOptions(backend=backend, scenario=scenario, distance_km=distance_km,
+                         duration_s=duration, seed=seed, feedback=not no_feedback, eve=eve,
+                         run_dir=out, block_bits=block_bits, ec_method=ec, live=not as_json)
+    try:
+        if role == "alice":
+            if not listen:
+                fail("alice needs --listen HOST:PORT")
+            summary = serve_alice(options, listen, key)
+        else:
+            if not connect:
+                fail("bob needs --connect HOST:PORT")
+            summary = run_link(options, alice_address=connect, psk=key)
+    except RunError as error:
+        fail(str(error))
+    typer.echo(json.dumps(summary) if as_json else "\n".join(
+        f"{k:22s} {v}" for k, v in summary.items()))
+
+
 def main() -> None:
     """Entry point of the ``tbqkd`` script."""
     try:

@@ -30,6 +30,21 @@ struct Model {
     int64_t dac_bits = 0, dac_word_bits = 0, dac_frames = 0;
 };
 
+void watch_dac(Model* m) {
+    Vtbqkd_rx* t = m->top.get();
+    bool sync_n = t->dac_sync_n, sclk = t->dac_sclk;
+    if (m->dac_sync_n && !sync_n) { m->dac_shift = 0; m->dac_bits = 0; }
+    if (!sync_n && m->dac_sclk && !sclk) {           // falling SCLK edge: the DAC samples
+        m->dac_shift = (m->dac_shift << 1) | (t->dac_mosi & 1);
+        m->dac_bits++;
+    }
+    if (!m->dac_sync_n && sync_n) {                   // SYNC rising: the frame ends
+        m->dac_word = m->dac_shift; m->dac_word_bits = m->dac_bits; m->dac_frames++;
+    }
+    m->dac_sync_n = sync_n; m->dac_sclk = sclk;
+}
+
+// One clock cycle; the DAC pins are watched on every cycle, register accesses included.
 void tick(Model* m) {
     Vtbqkd_rx* t = m->top.get();
     t->aclk = 1;
@@ -43,6 +58,7 @@ void tick(Model* m) {
     if (m->trace) m->trace->dump(2 * m->ticks + 2);
 #endif
     m->ticks++;
+    watch_dac(m);
 }
 
 uint32_t next_random(Model* m) {  // xorshift32, for the back-pressure pattern
@@ -184,19 +200,6 @@ void skip_cycles(Model* m, uint64_t n) {
     t->sim_skip = 1;
 }
 
-void watch_dac(Model* m) {
-    Vtbqkd_rx* t = m->top.get();
-    bool sync_n = t->dac_sync_n, sclk = t->dac_sclk;
-    if (m->dac_sync_n && !sync_n) { m->dac_shift = 0; m->dac_bits = 0; }
-    if (!sync_n && m->dac_sclk && !sclk) {           // falling SCLK edge: the DAC samples
-        m->dac_shift = (m->dac_shift << 1) | (t->dac_mosi & 1);
-        m->dac_bits++;
-    }
-    if (!m->dac_sync_n && sync_n) {                   // SYNC rising: the frame ends
-        m->dac_word = m->dac_shift; m->dac_word_bits = m->dac_bits; m->dac_frames++;
-    }
-    m->dac_sync_n = sync_n; m->dac_sclk = sclk;
-}
 
 }  // namespace
 
@@ -261,7 +264,6 @@ void tbm_run(void* handle, int64_t cycles, const int64_t* cycle, const uint8_t* 
         if (offer && TBQKD_IN_READY(t)) { in->count++; moved = true; }
         quiet = moved ? 0 : quiet + 1;
         tick(m);
-        watch_dac(m);
         clocked++;
         advanced++;
         if (t->sim_skip) { t->sim_skip = 0; t->eval(); }

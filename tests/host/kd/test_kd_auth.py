@@ -33,6 +33,12 @@ def test_every_type_round_trips():
         {"type": "pa", "block_id": 1, "key_bits": 5, "seed": b"\xff\x00"},
         ABORT,
         {"type": "ack", "block_id": 1, "key_bits": 5},
+        {"type": "sync", "slot_offset": 65536, "divider": 65536},
+        {"type": "announce", "batch": 0, "count": 2, "first_slot": 5, "slots": b"zz",
+         "bases": b"\x80"},
+        {"type": "answer", "batch": 0, "count": 2, "bases": b"\x40"},
+        {"type": "block_ready", "block_id": 0, "first_batch": 0, "end_batch": 3, "n_z": 10,
+         "n_x": 4, "e_x": 1, "pulses": 1000},
     ]
     assert {m["type"] for m in samples} == set(messages.MESSAGE_TYPES)
     for message in samples:
@@ -195,3 +201,51 @@ def test_verification_hash_detects_differences_and_meets_eps_cor():
     assert function.tag(key[:-1]) != function.tag(key)
     with pytest.raises(ValueError):
         verify.VerificationHash.from_seed_bytes(b"\xff" * 8)
+
+
+ANNOUNCE = {"type": "announce", "batch": 0, "count": 3, "first_slot": 7, "slots": b"abc",
+            "bases": b"\xa0"}
+
+
+def test_deferred_frames_cost_no_pad_and_are_covered_by_the_next_ordinary_frame():
+    alice, bob = _pair()
+    used = alice.consumed_bits
+    frames = [alice.seal({**ANNOUNCE, "batch": b}, deferred=True) for b in range(5)]
+    assert alice.consumed_bits == used
+    assert [bob.open(f)["batch"] for f in frames] == list(range(5))
+    assert bob.deferred_pending == (5, 0)
+    assert bob.open(alice.seal(ABORT)) == ABORT
+    assert bob.deferred_pending == (0, 0) and alice.deferred_pending == (0, 0)
+    assert bob.consumed_bits == alice.consumed_bits
+
+
+def test_a_tampered_deferred_frame_fails_the_next_ordinary_frame():
+    alice, bob = _pair()
+    frame = bytearray(alice.seal(ANNOUNCE, deferred=True))
+    frame[bytes(frame).index(b"abc")] ^= 1            # inside the announced slot bytes
+    bob.open(bytes(frame))                            # accepted provisionally ...
+    with pytest.raises(AuthenticationError, match="covering 1 deferred"):
+        bob.open(alice.seal(ABORT))                   # ... and caught by the next tag
+
+
+def test_a_lost_or_injected_deferred_frame_is_caught():
+    alice, bob = _pair()
+    alice.seal(ANNOUNCE, deferred=True)               # lost on the way
+    with pytest.raises(AuthenticationError, match="deferred frame counter"):
+        bob.open(alice.seal(ANNOUNCE, deferred=True))
+    alice, bob = _pair()
+    mallory, _ = _pair(bytes(len(PSK)))               # knows the format, not the key
+    alice.seal(ANNOUNCE, deferred=True)               # replaced on the way by Mallory's
+    bob.open(mallory.seal({**ANNOUNCE, "first_slot": 8}, deferred=True))
+    with pytest.raises(AuthenticationError, match="tag mismatch"):
+        bob.open(alice.seal(ABORT))
+
+
+def test_only_sifting_messages_may_be_deferred():
+    alice, bob = _pair()
+    with pytest.raises(MessageError, match="cannot be deferred"):
+        alice.seal(ABORT, deferred=True)
+    frame = alice.seal(ABORT)
+    stripped = frame[:-messages.TAG_BYTES] + bytes(messages.TAG_BYTES)
+    with pytest.raises(AuthenticationError, match="without a tag"):
+        bob.open(stripped)

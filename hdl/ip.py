@@ -1,0 +1,122 @@
+"""Identity of the receiver core as a packaged IP, and how its streams meet AXI DMAs.
+
+Pure Python (no Amaranth): imported by the host's PYNQ backend (which binds its driver to
+:data:`VLNV` and finds the DMAs by :data:`DMA_CHANNELS`) and by the Vivado packaging, so that
+the block design and the driver agree on one set of names.
+
+The IP version follows the register map's version (:data:`tbqkd.hdl.regmap.VERSION_MAJOR`,
+``VERSION_MINOR``): a bitstream whose register table changed shape gets a new VLNV, and the
+exact-VLNV driver binding then fails loudly instead of driving the wrong registers. The
+register-table hash (``ID``) is still checked on connect, which also catches changes within
+one version.
+
+Block-design conventions (documented in ``docs/PYNQ.md``):
+
+* the core's instance is ``<IP_NAME>_0`` (Vivado's default name), so
+  ``overlay.tbqkd_receiver_0`` is its driver;
+* every AXI4-Stream port ``<prefix>`` of :data:`tbqkd.hdl.records.STREAMS` is wired to its own
+  AXI DMA named ``dma_<prefix>``: an output port to the DMA's S2MM (``recvchannel``), the input
+  port to its MM2S (``sendchannel``);
+* the core's interrupt pin :data:`IRQ_PORT` goes to the PS interrupt controller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .records import PHASE_WINDOW, STREAMS, StreamPort
+from .regmap import VERSION_MAJOR, VERSION_MINOR
+
+__all__ = ["IP_VENDOR", "IP_LIBRARY", "IP_NAME", "IP_VERSION", "VLNV", "VLNV_PREFIX",
+           "INSTANCE_NAME", "IRQ_PORT", "AXI_LITE_PORT", "CLOCK_PORT", "RESET_N_PORT",
+           "DMA_NAME_PREFIX", "DmaChannel", "DMA_CHANNELS", "dma_channel", "parse_vlnv"]
+
+IP_VENDOR = "tbqkd.org"
+IP_LIBRARY = "tbqkd"
+IP_NAME = "tbqkd_receiver"
+IP_VERSION = f"{VERSION_MAJOR}.{VERSION_MINOR}"
+#: Vendor:library:name:version, exactly as ``overlay.ip_dict[name]["type"]`` shows it.
+VLNV = f"{IP_VENDOR}:{IP_LIBRARY}:{IP_NAME}:{IP_VERSION}"
+#: The VLNV without its version: what identifies the core across versions.
+VLNV_PREFIX = VLNV.rpartition(":")[0]
+#: Vivado's default name for the first instance of the IP in a block design.
+INSTANCE_NAME = f"{IP_NAME}_0"
+
+# Port names of the top level (hdl/top.py: ReceiverTop); a test checks them against it.
+IRQ_PORT = "irq"              #: an error-signal window completed (level, until acknowledged)
+AXI_LITE_PORT = "s_axi"       #: the register bank (``s_axi_*`` ports)
+CLOCK_PORT = "aclk"
+RESET_N_PORT = "aresetn"
+
+DMA_NAME_PREFIX = "dma_"
+
+_RECV, _SEND = "recvchannel", "sendchannel"
+
+
+@dataclass(frozen=True)
+class DmaChannel:
+    """One AXI DMA channel serving one of the core's AXI4-Stream ports.
+
+    ``dma``: the DMA's instance name in the block design; ``channel``: the pynq attribute of
+    the DMA driver (``recvchannel`` = S2MM for the core's outputs, ``sendchannel`` = MM2S for
+    its input); ``record_bytes``: bytes per stream beat (one record); ``frame_records``: the
+    largest frame (TLAST to TLAST) in records, ``None`` when the ``FRAME_WORDS`` register sets
+    it.
+    """
+
+    port: StreamPort
+    dma: str
+    channel: str
+    record_bytes: int
+    frame_records: int | None
+
+    @property
+    def stream(self) -> str:
+        return self.port.prefix
+
+    @property
+    def receives(self) -> bool:
+        """True for the core's output streams (the DMA writes them to memory)."""
+        return self.channel == _RECV
+
+
+def _channel_for(port: StreamPort) -> DmaChannel:
+    # The error-signal unit ends a frame after every window record; the tagger and the
+    # sifter frame FRAME_WORDS records (or fewer, on the flush time-out).
+    frame_records = 1 if port.record is PHASE_WINDOW else None
+    return DmaChannel(port, f"{DMA_NAME_PREFIX}{port.prefix}",
+                      _RECV if port.direction == "out" else _SEND, port.record.nbytes,
+                      frame_records)
+
+
+#: The default DMA wiring, one channel per stream port, in :data:`STREAMS` order.
+DMA_CHANNELS: tuple[DmaChannel, ...] = tuple(_channel_for(port) for port in STREAMS)
+
+
+def dma_channel(stream: str) -> DmaChannel:
+    """The default DMA channel of stream port ``stream``.
+
+    Raises
+    ------
+    KeyError
+        If the core has no stream port of that name.
+    """
+    for channel in DMA_CHANNELS:
+        if channel.stream == stream:
+            return channel
+    raise KeyError(f"the core has no stream port {stream!r}; it has "
+                   f"{[c.stream for c in DMA_CHANNELS]}")
+
+
+def parse_vlnv(vlnv: str) -> tuple[str, str, str, str]:
+    """Split ``vendor:library:name:version``.
+
+    Raises
+    ------
+    ValueError
+        If the string does not have four non-empty parts.
+    """
+    parts = vlnv.split(":")
+    if len(parts) != 4 or not all(parts):
+        raise ValueError(f"not a VLNV (vendor:library:name:version): {vlnv!r}")
+    return parts[0], parts[1], parts[2], parts[3]

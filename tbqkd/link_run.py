@@ -1,0 +1,548 @@
+"""``tbqkd run`` / ``tbqkd simulate``: the whole link, its live view, run folder and summary.
+
+Builds Bob's station (the twin into the Verilator model or the reference model, or a PYNQ
+board), brings the receiver up (:func:`tbqkd.host.link.bring_up`), then runs Alice's and Bob's
+nodes over an in-memory authenticated channel step by step: sifting, phase feedback, blocks of
+distillation into the two key stores. Everything measured goes to ``metrics.jsonl`` in the run
+folder, which :mod:`tbqkd.host.report` turns into plots and an offline HTML report.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tbqkd.hdl.config import TaggerConfig
+from tbqkd.hdl.records import Role
+
+if TYPE_CHECKING:
+    from tbqkd.host.distill import DistillConfig
+
+__all__ = ["RunOptions", "RunError", "parse_eve", "run_link", "serve_alice", "make_alice",
+           "distill_config", "BACKENDS"]
+
+BACKENDS = ("verilator", "model", "pynq")
+ROLES = [Role.REFERENCE, Role.Z, Role.X_PLUS, Role.X_MINUS, Role.OFF]
+PRE_SHARED_KEY_BYTES = 8192
+MAX_STEP_S = 0.25
+ANNOUNCEMENTS_PER_STEP = 6_000   # well inside the core's pending store (16 384 records)
+
+
+class RunError(ValueError):
+    """A setting is wrong or a backend is not available: one line saying what and how to fix."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    backend: str = "verilator"
+    scenario: str = "paper-120km"
+    distance_km: float | None = None
+    duration_s: float = 60.0
+    seed: int = 1
+    feedback: bool = True
+    eve: str | None = None
+    run_dir: Path | None = None
+    block_bits: int = 1_000_000
+    min_block_bits: int = 20_000
+    ec_method: str = "ldpc"
+    feedback_window_s: float = 1.0
+    live: bool = True
+    report: bool = True
+
+
+def parse_eve(spec: str | None) -> float:
+    """``intercept-resend:FRACTION`` → the fraction of slots Eve attacks (0 without Eve)."""
+    if not spec:
+        return 0.0
+    kind, _, value = spec.partition(":")
+    if kind != "intercept-resend":
+        raise RunError(f"unknown attack {kind!r}; use --eve intercept-resend:FRACTION")
+    try:
+        fraction = float(value)
+    except ValueError:
+        raise RunError(f"--eve {spec}: FRACTION must be a number in [0, 1]") from None
+    if not 0 <= fraction <= 1:
+        raise RunError(f"--eve {spec}: FRACTION must be in [0, 1]")
+    return fraction
+
+
+def _check(options: RunOptions):
+    from tbqkd.sim.twin import Scenario, ScenarioError
+
+    if options.backend not in BACKENDS:
+        raise RunError(f"unknown backend {options.backend!r}; choose one of {', '.join(BACKENDS)}")
+    if not options.duration_s > 0:
+        raise RunError(f"--duration must be positive, got {options.duration_s}")
+    if options.distance_km is not None and options.distance_km < 0:
+        raise RunError(f"--distance-km must not be negative, got {options.distance_km}")
+    if options.block_bits < options.min_block_bits:
+        raise RunError("--block-bits must be at least the minimum block size "
+                       f"({options.min_block_bits})")
+    overrides = {}
+    if options.distance_km is not None:
+        overrides["distance_km"] = options.distance_km
+    fraction = parse_eve(options.eve)
+    if fraction:
+        overrides["intercept_resend_fraction"] = fraction
+    try:
+        return Scenario.load(options.scenario, **overrides)
+    except ScenarioError as error:
+        raise RunError(f"{error}") from None
+
+
+def _open_device(backend: str, config: TaggerConfig):
+    from tbqkd.host.device import DeviceError
+
+    try:
+        if backend == "verilator":
+            from tbqkd.sim.device import open_verilator_device
+            return open_verilator_device(config)
+        if backend == "model":
+            from tbqkd.sim.model_device import open_model_device
+            return open_model_device(config)
+        raise RunError("the pynq backend runs on a PYNQ board with the tbqkd overlay and "
+                       "Alice's transmitter; here use --backend verilator or model "
+                       "(see README, 'Deploy on a board')")
+    except (DeviceError, OSError) as error:
+        raise RunError(f"backend {backend} not available: {error}") from None
+
+
+def _step_s(twin) -> float:
+    """A step short enough that its announcements fit the core's pending store."""
+    exp = twin.expected()
+    rate = sum(exp.click_rate_hz) + 1.0
+    step = min(MAX_STEP_S, ANNOUNCEMENTS_PER_STEP / rate)
+    return float(max(step, 1e-4))
+
+
+def _bring_up_seconds(twin, scenario, step_s: float) -> float:
+    """Link time the bring-up needs (TDC, histograms, alignment), with a margin."""
+    from tbqkd.host.link import HISTOGRAM_DETECTIONS, TDC_MIN_HITS
+
+    rate = sum(twin.expected().click_rate_hz)
+    reference_rate = scenario.source.pulse_rate_hz / scenario.reference.divider
+    seconds = (2 * TDC_MIN_HITS * 3 + HISTOGRAM_DETECTIONS) / rate \
+        + 1.2 * TDC_MIN_HITS / reference_rate + 2 * scenario.reference.divider \
+        / scenario.source.pulse_rate_hz
+    return 1.3 * seconds + 6 * step_s
+
+
+class _Live:
+    """The live view: one rich table, refreshed a few times a second."""
+
+    def __init__(self, console, enabled: bool, title: str) -> None:
+        self._enabled = enabled
+        self._title = title
+        self._console = console
+        self._live = None
+        self._last = 0.0
+
+    def __enter__(self) -> _Live:
+        if self._enabled:
+            from rich.live import Live
+            self._live = Live(console=self._console, refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def update(self, state: dict, *, force: bool = False) -> None:
+        if self._live is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < 0.25:
+            return
+        self._last = now
+        from rich.table import Table
+
+        table = Table(title=self._title, show_header=False, min_width=60)
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        for name, value in state.items():
+            table.add_row(name, value)
+        self._live.update(table)
+
+
+def _fmt(value, spec: str = ".3g", unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:{spec}}{unit}"
+
+
+def run_link(options: RunOptions, *, console=None, alice_address: str | None = None,
+             psk: bytes | None = None) -> dict:
+    """Run the link as ``options`` say; return the summary (the ``--json`` object).
+
+    Alice runs in this process, or in another one serving at ``alice_address`` (``tbqkd node
+    alice``); both need the same pre-shared key ``psk`` then.
+
+    Raises
+    ------
+    RunError
+        On a bad setting or a backend that is not available.
+    """
+    from rich.console import Console
+
+    from tbqkd.host.auth import AuthenticatedChannel
+    from tbqkd.host.feedback import FeedbackConfig, PhaseController
+    from tbqkd.host.keystore import KeyStore
+    from tbqkd.host.link import BobNode, LinkError, LinkSettings, bring_up, exchange
+    from tbqkd.host.report import RunLog, write_report
+    from tbqkd.sim.station import TwinStation
+    from tbqkd.sim.twin import Twin
+
+    console = console or Console(stderr=True)
+    scenario = _check(options)
+    wall = time.perf_counter()
+    run_dir = Path(options.run_dir or Path("runs") / _dt.datetime.now().strftime(
+        "%Y%m%d-%H%M%S"))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise RunError(f"run folder {run_dir} exists and is not empty; choose another --out")
+    config = TaggerConfig()
+    device = _open_device(options.backend, config)
+    log = RunLog(run_dir)
+    from tbqkd import __version__
+    log.write({"type": "run", "started": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+               "backend": options.backend, "scenario": scenario.name,
+               "distance_km": scenario.channel.distance_km, "duration_s": options.duration_s,
+               "seed": options.seed, "feedback": options.feedback, "eve": options.eve,
+               "tbqkd_version": __version__})
+    twin = Twin(scenario, seed=options.seed)
+    step_s = _step_s(twin)
+    bring_up_s = _bring_up_seconds(twin, scenario, step_s)
+    station = TwinStation(device, twin, config, duration_s=bring_up_s + options.duration_s,
+                          step_s=step_s, frontend_seed=options.seed)
+    rx = station.receiver
+    budget = twin.budget
+    with console.status(f"bringing the receiver up ({options.backend} backend)"):
+        up = bring_up(station, roles=ROLES[:config.n_channels],
+                      slot_period_ps=scenario.period_ps_fraction(),
+                      bin_separation_ps=scenario.alice.time_bin_separation_ps,
+                      expected_delay_ps=budget.fibre_delay_ps,
+                      divider=scenario.reference.divider,
+                      visibility=scenario.bob.visibility)
+    link_start_s = station.link_time_s
+    log.write({"type": "calibration", **up.calibration.to_dict(),
+               "tdc_hits": up.tdc_hits, "slot_offset": up.slot_offset,
+               "detection_rate_hz": up.detection_rate_hz, "step_s": step_s})
+    _save_histograms(log, up, scenario)
+    for note in up.notes:
+        log.write({"type": "warning", "t_s": link_start_s, "kind": "calibration",
+                   "message": note})
+
+    actuator = scenario.actuator
+    codes = 1 << actuator.dac_bits
+    mid_code = codes // 2
+    controller = None
+    if options.feedback:
+        controller = PhaseController(FeedbackConfig(
+            codes_per_rad=codes / actuator.range_rad, dac_bits=actuator.dac_bits,
+            fringe_amplitude=scenario.bob.visibility / 2), mid_code)
+
+    if psk is None:
+        if alice_address is not None:
+            raise RunError("a remote Alice needs the pre-shared key: --psk FILE")
+        psk = secrets.token_bytes(PRE_SHARED_KEY_BYTES)   # both ends in this process
+    distill = distill_config(options, scenario)
+    a = scenario.alice
+    settings = LinkSettings(block_bits=options.block_bits, min_block_bits=options.min_block_bits,
+                            z_pulse_fraction=(a.p_early + a.p_late) * scenario.bob.z_fraction,
+                            divider=scenario.reference.divider)
+    bob_store = KeyStore(run_dir / "bob_keys.sqlite")
+    bob = BobNode(AuthenticatedChannel("bob", psk), distill, station, settings,
+                  slot_offset=up.slot_offset, controller=controller, keystore=bob_store)
+    bob.feedback_window_steps = max(1, round(options.feedback_window_s / step_s))
+    alice = alice_store = client = None
+    if alice_address is None:
+        alice, alice_store = make_alice(options, scenario, psk, run_dir)
+
+        def carry(frames: list[bytes]) -> None:
+            exchange(alice, bob, frames)
+    else:
+        import asyncio
+
+        from tbqkd.host.transport import BobClient, parse_address
+
+        loop = asyncio.new_event_loop()
+        try:
+            client = BobClient(*parse_address(alice_address), bob.receive)
+            loop.run_until_complete(client.connect())
+        except (ValueError, ConnectionError) as error:
+            raise RunError(str(error)) from None
+
+        def carry(frames: list[bytes]) -> None:
+            loop.run_until_complete(client.exchange(frames))
+            bob._note_outcome()
+    bob.set_code(mid_code if controller is None else controller.code)
+    carry(bob.start())
+
+    blocks_logged = 0
+    title = (f"tbqkd link — {scenario.name}, {scenario.channel.distance_km:g} km, "
+             f"{options.backend} backend")
+    state: dict = {}
+    warned_lock = False
+    with _Live(console, options.live, title) as live:
+        while station.link_time_s - link_start_s < options.duration_s - 1e-9:
+            try:
+                frames = bob.step()
+            except StopIteration:
+                break
+            carry(frames)
+            frames = bob.maybe_block()
+            if frames:
+                carry(frames)
+            blocks_logged = _log_blocks(log, bob, blocks_logged, station.link_time_s)
+            m = bob.step_metrics
+            locked = True if controller is None else bool(controller.locked)
+            if not locked and not warned_lock:
+                log.write({"type": "warning", "t_s": m["t_s"], "kind": "lost_lock",
+                           "message": "interferometer phase out of lock"})
+            warned_lock = not locked
+            secret = bob.distill.accounts.stored_bits
+            log.write({"type": "window", "t_s": m["t_s"], "dt_s": m["dt_s"],
+                       "detections": m["detections"], "sifted_z": m["sifted_z"],
+                       "sifted_x": m["sifted_x"], "x_errors": m["x_errors"],
+                       "qber_x": m["x_errors"] / m["sifted_x"] if m["sifted_x"] else None,
+                       "dac_code": int(controller.code if controller else rx.dac_value),
+                       "phase_rad": m["phase_rad"], "locked": locked, "secret_bits": secret})
+            state = _live_state(bob, station, link_start_s, m, controller, wall)
+            live.update(state)
+        bob.finish()
+        while True:
+            frames = bob.maybe_block(final=True)
+            if not frames:
+                break
+            carry(frames)
+        blocks_logged = _log_blocks(log, bob, blocks_logged, station.link_time_s)
+        live.update(_live_state(bob, station, link_start_s, bob.step_metrics, controller, wall),
+                    force=True)
+    if client is not None:
+        loop.run_until_complete(client.close())
+        loop.close()
+    if bob.totals.mismatched_batches:
+        raise LinkError("sifting went out of step")
+    summary = _summary(options, scenario, bob, alice, station, link_start_s, controller,
+                       time.perf_counter() - wall, alice_store, bob_store)
+    log.write({"type": "summary", **summary})
+    log.close()
+    if alice_store is not None:
+        alice_store.close()
+    bob_store.close()
+    device.close()
+    if options.report:
+        write_report(run_dir)
+    summary["run_dir"] = str(run_dir)
+    return summary
+
+
+def _save_histograms(log, up, scenario) -> None:
+    n = up.histograms.shape[0]
+    windows = np.zeros((n, 3, 2), np.int64)
+    delays = np.zeros(n, np.int64)
+    roles = np.zeros(n, np.int64)
+    for plan in up.calibration.channels:
+        delays[plan.channel] = plan.delay_ps
+        roles[plan.channel] = int(plan.role)
+        for i, window in enumerate((plan.early, plan.late, plan.middle)):
+            if window is not None:
+                windows[plan.channel, i] = (window.start_ps, window.width_ps)
+    log.save_histograms(up.histograms, offset_ps=up.histogram_offset_ps,
+                        bin_ps=up.histogram_bin_ps,
+                        slot_period_ps=float(scenario.period_ps_fraction()), roles=roles,
+                        windows=windows, delays_ps=delays)
+
+
+def _block_qber(bob, outcome) -> float | None:
+    """The block's Z error rate from error correction (``None`` if EC did not run or failed)."""
+    n_z = bob.block_inputs.get(outcome.block_id, (0, 0, 0))[0]
+    if not n_z or not outcome.leaked_ec_bits or outcome.status == "ec_failed":
+        return None
+    return outcome.errors_corrected / n_z
+
+
+def _log_blocks(log, bob, done: int, t_s: float) -> int:
+    for outcome in bob.outcomes[done:]:
+        n_z, n_x, e_x = bob.block_inputs.get(outcome.block_id, (0, 0, 0))
+        qber_z = _block_qber(bob, outcome)
+        h = _h(qber_z) if qber_z else 0.0
+        f = outcome.leaked_ec_bits / (n_z * h) if n_z and h > 0 else None
+        status = {"key": "ok", "ec_failed": "failed", "verify_failed": "failed"}.get(
+            outcome.status, "aborted")
+        log.write({"type": "block", "block_id": outcome.block_id, "t_s": t_s,
+                   "status": status, "n_bits": int(n_z), "qber_z": qber_z,
+                   "qber_x": e_x / n_x if n_x else None, "ec_efficiency": f,
+                   "leaked_bits": int(outcome.leaked_ec_bits),
+                   "secret_bits": int(outcome.key_bits), "reason": outcome.reason})
+        if status != "ok":
+            log.write({"type": "warning", "t_s": t_s, "kind": "aborted_block",
+                       "message": f"block {outcome.block_id}: {outcome.reason}"})
+        done += 1
+    return done
+
+
+def _h(p: float) -> float:
+    if p <= 0 or p >= 1:
+        return 0.0
+    return -p * math.log2(p) - (1 - p) * math.log2(1 - p)
+
+
+def _qber_z(bob) -> float | None:
+    counted = [(o.errors_corrected, bob.block_inputs[o.block_id][0]) for o in bob.outcomes
+               if _block_qber(bob, o) is not None]
+    n = sum(size for _, size in counted)
+    return sum(errors for errors, _ in counted) / n if n else None
+
+
+def _live_state(bob, station, start_s, m, controller, wall) -> dict:
+    t = max(station.link_time_s - start_s, 1e-9)
+    tot = bob.totals
+    dt = m.get("dt_s") or 1.0
+    secret = bob.distill.accounts.stored_bits
+    blocks = bob.outcomes
+    aborted = sum(o.status != "key" for o in blocks)
+    warnings = []
+    if tot.mismatched_batches:
+        warnings.append("sifting out of step")
+    if controller is not None and not controller.locked:
+        warnings.append("phase out of lock")
+    if aborted:
+        warnings.append(f"{aborted} aborted blocks")
+    status = bob.receiver.lock_status()
+    if status.lost_lock:
+        warnings.append("reference lock lost")
+    qz = _qber_z(bob)
+    return {
+        "link time": f"{t:,.1f} s  (wall {time.perf_counter() - wall:,.0f} s)",
+        "detections/s": _fmt(m.get("detections", 0) / dt, ",.0f"),
+        "sifted Z bits/s": _fmt(tot.sifted_z / t, ",.0f"),
+        "QBER Z (blocks)": _fmt(100 * qz if qz is not None else None, ".2f", " %"),
+        "QBER X": _fmt(100 * tot.x_errors / tot.sifted_x if tot.sifted_x else None, ".2f", " %"),
+        "phase (true) / DAC": (f"{_fmt(m.get('phase_rad'), '+.3f', ' rad')} / "
+                               f"{controller.code if controller else bob.receiver.dac_value}"),
+        "blocks (key / all)": f"{sum(o.status == 'key' for o in blocks)} / {len(blocks)}",
+        "secret bits (stored)": f"{secret:,}",
+        "key rate": _fmt(secret / t, ",.1f", " bit/s"),
+        "warnings": ", ".join(warnings) or "none",
+    }
+
+
+def _summary(options, scenario, bob, alice, station, start_s, controller, wall_s,
+             alice_store, bob_store) -> dict:
+    from tbqkd.host.finite_key import asymptotic_key_fraction, multiphoton_probability
+
+    t = max(station.link_time_s - start_s, 1e-9)
+    tot = bob.totals
+    qber_z = _qber_z(bob)
+    qber_x = tot.x_errors / tot.sifted_x if tot.sifted_x else None
+    corrected = [o for o in bob.outcomes if _block_qber(bob, o) is not None]
+    leaked = sum(o.leaked_ec_bits for o in corrected)
+    n_ec = sum(bob.block_inputs[o.block_id][0] for o in corrected)
+    f = leaked / (n_ec * _h(qber_z)) if n_ec and qber_z else None
+    secret = bob.distill.accounts.stored_bits
+    skr_asym = None
+    if qber_z is not None and qber_x is not None and tot.sifted_z:
+        source = bob.distill._config.source
+        pulses = tot.slots * bob.settings.z_pulse_fraction
+        multi = min(1.0, multiphoton_probability(source) * pulses / tot.sifted_z)
+        skr_asym = asymptotic_key_fraction(qber_z, qber_x, multi, f or 1.0) * tot.sifted_z / t
+    stats = controller.stats if controller is not None else {}
+    summary = {
+        "backend": options.backend, "scenario": scenario.name,
+        "distance_km": scenario.channel.distance_km, "duration_s": round(t, 6),
+        "detections_per_s": tot.detections / t, "sifted_bps": tot.sifted_z / t,
+        "qber_z": qber_z, "qber_x": qber_x, "skr_bps": secret / t,
+        "skr_asymptotic_bps": skr_asym, "ec_efficiency": f, "secret_bits": int(secret),
+        "aborted_blocks": int(sum(o.status != "key" for o in bob.outcomes)),
+        "blocks": len(bob.outcomes),
+        "auth_consumed_bits": int(bob.distill.accounts.auth_consumed_bits),
+        "feedback": options.feedback, "feedback_stats": stats,
+        "wall_s": round(wall_s, 3),
+    }
+    if alice is not None:
+        summary["keys_identical"] = _stores_match(alice, bob, alice_store, bob_store)
+        summary["alice_secret_bits"] = int(alice.distill.accounts.stored_bits)
+    return summary
+
+
+def _stores_match(alice, bob, alice_store, bob_store) -> bool:
+    """Both sides distilled the same keys bit for bit, and both stores list the same keys."""
+    same_keys = all(
+        (a.key is None) == (b.key is None) and (a.key is None or np.array_equal(a.key, b.key))
+        for a, b in zip(alice.outcomes, bob.outcomes, strict=True))
+    listed = [(k.block_id, k.size_bits) for k in alice_store.list_keys()]
+    return same_keys and listed == [(k.block_id, k.size_bits) for k in bob_store.list_keys()]
+
+
+def distill_config(options: RunOptions, scenario) -> DistillConfig:
+    """The distillation settings both nodes derive from the same run options."""
+    from tbqkd.host import finite_key
+    from tbqkd.host.distill import DistillConfig
+
+    source = finite_key.SourceParameters(
+        g2=scenario.source.g2, mean_photon_number=min(1.0, scenario.source.efficiency))
+    return DistillConfig(method=options.ec_method, source=source,
+                         max_block_bits=max(10_000_000, options.block_bits * 2))
+
+
+def make_alice(options: RunOptions, scenario, psk: bytes, run_dir: Path):
+    """Alice's node and key store; her states are the twin's Alice of the same seed."""
+    from tbqkd.host.auth import AuthenticatedChannel
+    from tbqkd.host.keystore import KeyStore
+    from tbqkd.host.link import AliceNode
+    from tbqkd.sim.twin.alice import CounterAlice
+
+    states = CounterAlice(scenario.alice, options.seed)
+    store = KeyStore(Path(run_dir) / "alice_keys.sqlite")
+    node = AliceNode(AuthenticatedChannel("alice", psk), distill_config(options, scenario),
+                     states.states, keystore=store)
+    return node, store
+
+
+def serve_alice(options: RunOptions, listen: str, psk: bytes, *, console=None) -> dict:
+    """``tbqkd node alice``: serve Alice to one Bob until he says goodbye; return her totals.
+
+    Raises
+    ------
+    RunError
+        On a bad setting or address.
+    """
+    import asyncio
+
+    from tbqkd.host.transport import AliceServer, parse_address
+
+    scenario = _check(options)
+    run_dir = Path(options.run_dir or Path("runs") / (
+        _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-alice"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        host, port = parse_address(listen)
+    except ValueError as error:
+        raise RunError(str(error)) from None
+    node, store = make_alice(options, scenario, psk, run_dir)
+    server = AliceServer(node.receive)
+
+    async def main() -> None:
+        tcp = await asyncio.start_server(server.handle, host, port)
+        async with tcp:
+            await server.finished.wait()
+
+    try:
+        asyncio.run(main())
+    except OSError as error:
+        raise RunError(f"cannot listen on {listen}: {error}") from None
+    finally:
+        store.close()
+    accounts = node.distill.accounts
+    return {"role": "alice", "blocks": len(node.outcomes),
+            "blocks_with_key": accounts.blocks_with_key, "secret_bits": accounts.stored_bits,
+            "requests": server.requests, "resent_replies": server.resent,
+            "connections": server.connections, "run_dir": str(run_dir)}
