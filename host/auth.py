@@ -260,6 +260,7 @@ class AuthenticatedChannel:
             pad = pool.peek(PAD_BYTES_PER_FRAME, skipped * PAD_BYTES_PER_FRAME)
             if self._tag(self._covered(peer, frame.signed_bytes), pad) != frame.tag:
                 pending = self.deferred_pending[peer]
+                self._deferred[peer] = []    # the sender covered them with this frame: gone
                 raise AuthenticationError(f"authentication tag mismatch on frame "
                                           f"{frame.counter}" + (f" (covering {pending} deferred "
                                                                 "frames)" if pending else ""))

@@ -208,6 +208,7 @@ class AliceNode(_Node):
         self._bits: dict[int, np.ndarray] = {}     # batch -> her sifted Z bits
         self._next_batch = 0
         self._first_open_batch = 0
+        self.discarded_bits = 0      # sifted bits of blocks Bob closed but that never started
 
     def receive(self, frame: bytes) -> list[bytes]:
         """Consume one frame from Bob; return the frames to send back."""
@@ -221,7 +222,10 @@ class AliceNode(_Node):
                 self._slot_offset = message["slot_offset"]
                 return []
             if kind == "announce":
-                return [self._answer(message)]
+                try:
+                    return [self._answer(message)]
+                except ProtocolError as error:
+                    return [self._refuse(message, error)]
             if kind == "block_ready":
                 return self._begin_block(message)
         except ProtocolError as error:
@@ -248,11 +252,25 @@ class AliceNode(_Node):
         return self.channel.seal({"type": "answer", "batch": batch, "count": count,
                                   "bases": pack_bits(basis)}, deferred=True)
 
+    def _refuse(self, message: Message, error: ProtocolError) -> bytes:
+        """An announcement Alice cannot use: answer it with no bases; the batch yields nothing."""
+        batch = message["batch"]
+        if batch != self._next_batch:
+            raise error
+        _logger.warning("alice: batch %d refused: %s", batch, error)
+        self.rejected_frames += 1
+        self._bits[batch] = np.zeros(0, np.uint8)
+        self._next_batch += 1
+        return self.channel.seal({"type": "answer", "batch": batch, "count": 0, "bases": b""},
+                                 deferred=True)
+
     def _begin_block(self, message: Message) -> list[bytes]:
         first, end = message["first_batch"], message["end_batch"]
-        if first != self._first_open_batch or not first < end <= self._next_batch:
+        if first < self._first_open_batch or not first < end <= self._next_batch:
             raise ProtocolError(f"block of batches [{first}, {end}) does not follow "
                                 f"[.., {self._first_open_batch}) / {self._next_batch} answered")
+        for batch in range(self._first_open_batch, first):   # a block that failed to start
+            self.discarded_bits += self._bits.pop(batch).size
         bits = [self._bits.pop(b) for b in range(first, end)]
         self._first_open_batch = end
         sifted = np.concatenate(bits) if bits else np.zeros(0, np.uint8)
@@ -287,6 +305,7 @@ class BobTotals:
     x_errors: int = 0
     slots: int = 0
     mismatched_batches: int = 0
+    refused_batches: int = 0
 
 
 class BobNode(_Node):
@@ -400,7 +419,8 @@ class BobNode(_Node):
             if buffer["slot"].size < need:
                 break
             got_slots = buffer["slot"][:need]
-            want = info.slot[(info.basis == Basis.Z) & (info.alice == Basis.Z)]
+            want = (info.slot[(info.basis == Basis.Z) & (info.alice == Basis.Z)]
+                    if info.alice.size else info.slot[:0])
             if not np.array_equal(got_slots, want):
                 self.totals.mismatched_batches += 1
                 raise LinkError(f"batch {batch}: the core sifted slots other than the bases "
@@ -464,6 +484,13 @@ class BobNode(_Node):
                                 f"{self._awaiting[0] if self._awaiting else 'none'}")
         batch = self._awaiting.popleft()
         info = self._batches[batch]
+        if message["count"] == 0 and info.slot.size:      # Alice refused the batch
+            self.totals.refused_batches += 1
+            self.receiver.restart_sifting()               # drop its pending records
+            info.alice = np.zeros(0, np.uint8)
+            info.sifted_expected = 0
+            self._answered.append(batch)
+            return
         if message["count"] != info.slot.size:
             raise ProtocolError(f"answer has {message['count']} bases for {info.slot.size} "
                                 "announcements")
@@ -511,6 +538,15 @@ class BobNode(_Node):
                                                      pulses))
         return [ready, *frames]
 
+    def abort_stalled_block(self) -> list[bytes]:
+        """After an exchange went quiet: a block still running cannot finish (a frame was
+        rejected on the way); abort it (no key) and return the abort for Alice."""
+        if self.distill.block_done:
+            return []
+        frames = self.distill.abort_block("the exchange stopped before the block ended")
+        self._note_outcome()
+        return frames
+
     def finish(self) -> None:
         """End of link time: the core works off the queued answers; complete what it can."""
         self.station.finish()
@@ -540,6 +576,8 @@ def exchange(alice: AliceNode, bob: BobNode, frames_to_alice: list[bytes], *,
             delivered += 1
         if delivered > max_frames:
             raise ProtocolError(f"more than {max_frames} frames without quiet")
+        if not (to_alice or to_bob):
+            to_alice.extend(carry(1, bob.abort_stalled_block()))
     bob._note_outcome()
     alice._note_outcome()
     return delivered
@@ -609,7 +647,8 @@ def bring_up(station: Station, *, roles: list[Role], slot_period_ps, bin_separat
        (:meth:`Station.gate_detectors`), as it sees only one pulse in ``divider``.
     2. Histograms until ``histogram_detections`` clicks; delays, windows and reference phase
        maximising the estimated key rate (:func:`tbqkd.host.calibration.calibrate_windows`).
-    3. Alignment: the next reference pulse becomes Bob's slot 0; its slot on Bob's clock and
+    3. Alignment, detectors gated off: sifting restarts, the next reference pulse becomes
+       Bob's slot 0; its slot on Bob's clock and
        the nominal fibre delay ``expected_delay_ps`` give Alice's number for it (a multiple of
        ``divider``), hence ``slot_offset`` (Alice's slot = Bob's + offset). The delay must be
        known to better than ``divider / 2`` slots.
@@ -657,7 +696,14 @@ def bring_up(station: Station, *, roles: list[Role], slot_period_ps, bin_separat
     except ValueError as error:
         raise LinkError(f"window calibration failed: {error}") from None
     apply_calibration(rx, calibration)
-    # 3. Alignment on the next reference pulse
+    # 3. Alignment on the next reference pulse, with the detectors gated off: no announcement
+    #    may straddle the restart of sifting or the change of slot numbering.
+    station.gate_detectors(True)
+    _advance(station)                                 # let the core's stream framers flush
+    for read in (rx.read_announcements, rx.read_sifted, rx.read_phase_windows):
+        read()
+    rx.restart_sifting()
+    rx.set_phase_window(events=PHASE_WINDOW_EVENTS)
     rx.clear_lost_lock()
     rx.align()
     steps = 0
@@ -666,12 +712,8 @@ def bring_up(station: Station, *, roles: list[Role], slot_period_ps, bin_separat
         steps += 1
         if steps > 1000:
             raise LinkError("no reference pulse: cannot align the slots (check channel 0)")
-    rx.read_announcements()
-    rx.read_sifted()
-    rx.read_phase_windows()
-    rx.restart_sifting()
-    rx.set_phase_window(events=PHASE_WINDOW_EVENTS)
     rx.clear_counters()
+    station.gate_detectors(False)
     slot_base = rx.lock_status().slot_base
     since_start = slot_base * period - station.time_base_ps - expected_delay_ps
     k = round(since_start / (divider * period))

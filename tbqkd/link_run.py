@@ -30,7 +30,7 @@ __all__ = ["RunOptions", "RunError", "parse_eve", "run_link", "serve_alice", "ma
 
 BACKENDS = ("verilator", "model", "pynq")
 ROLES = [Role.REFERENCE, Role.Z, Role.X_PLUS, Role.X_MINUS, Role.OFF]
-PRE_SHARED_KEY_BYTES = 8192
+PRE_SHARED_KEY_BYTES = 32_768   # 16 KiB of pad per direction: above the refill target
 MAX_STEP_S = 0.25
 ANNOUNCEMENTS_PER_STEP = 6_000   # well inside the core's pending store (16 384 records)
 
@@ -280,7 +280,9 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
             raise RunError(str(error)) from None
 
         def carry(frames: list[bytes]) -> None:
-            loop.run_until_complete(client.exchange(frames))
+            while frames:
+                loop.run_until_complete(client.exchange(frames))
+                frames = bob.abort_stalled_block()
             bob._note_outcome()
     bob.set_code(mid_code if controller is None else controller.code)
     carry(bob.start())
