@@ -35,6 +35,7 @@ def _one(backend: str, duration_s: float, seed: int) -> dict:
 
 def run(quick: bool = False) -> dict:
     model_s, verilator_s = (20.0, 2.0) if quick else (300.0, 20.0)
+    _one("model", 1.0, seed=3)                       # warm-up: numba compilation and caches
     short_model = _one("model", 2.0 if quick else 10.0, seed=2)
     model = _one("model", model_s, seed=1)
     verilator = _one("verilator", verilator_s, seed=1)

@@ -20,12 +20,13 @@ from tbqkd.host.auth import AuthenticatedChannel
 from tbqkd.host.keystore import KeyStore, NoKeyAvailableError
 from tbqkd.host.link import AliceNode, BobNode, LinkSettings, bring_up, exchange
 from tbqkd.host.report import read_log
-from tbqkd.link_run import ROLES, RunError, RunOptions, distill_config, run_link
 from tbqkd.sim.model_device import open_model_device
 from tbqkd.sim.station import TwinStation
 from tbqkd.sim.twin import Scenario, Twin
 from tbqkd.sim.twin.alice import CounterAlice
 from typer.testing import CliRunner
+
+from tbqkd.link_run import ROLES, RunError, RunOptions, distill_config, run_link
 
 BRIGHT = {"distance_km": 80.0}
 
