@@ -80,13 +80,13 @@ def twin(scenario: str = typer.Option("paper-120km", help="scenario name or .tom
 
 def _link_command(backend: str, scenario: str, distance_km: float | None, duration: float,
                   seed: int, no_feedback: bool, eve: str | None, as_json: bool, out: str | None,
-                  block_bits: int, ec: str, live: bool) -> None:
+                  block_bits: int, ec: str, live: bool, min_block_bits: int = 20_000) -> None:
     from tbqkd.link_run import RunError, RunOptions, run_link
 
     options = RunOptions(backend=backend, scenario=scenario, distance_km=distance_km,
                          duration_s=duration, seed=seed, feedback=not no_feedback, eve=eve,
-                         run_dir=out, block_bits=block_bits, ec_method=ec,
-                         live=live and not as_json)
+                         run_dir=out, block_bits=block_bits, min_block_bits=min_block_bits,
+                         ec_method=ec, live=live and not as_json)
     try:
         summary = run_link(options)
     except RunError as error:
@@ -115,26 +115,47 @@ _OUT = typer.Option(None, help="run folder (default runs/<date-time>)")
 _BLOCK = typer.Option(1_000_000, "--block-bits", help="sifted Z bits per distillation block")
 _EC = typer.Option("ldpc", help="error correction: ldpc | cascade")
 _LIVE = typer.Option(True, "--live/--no-live", help="live view while running")
+_MIN_BLOCK = typer.Option(20_000, "--min-block-bits",
+                          help="the last, partial block is distilled if at least this long")
 
 
 @app.command()
 def run(backend: str = _BACKEND, scenario: str = _SCENARIO, distance_km: float = _DISTANCE,
         duration: float = _DURATION, seed: int = _SEED, no_feedback: bool = _NO_FEEDBACK,
         eve: str = _EVE, as_json: bool = _JSON, out: str = _OUT, block_bits: int = _BLOCK,
-        ec: str = _EC, live: bool = _LIVE) -> None:
+        ec: str = _EC, live: bool = _LIVE, min_block_bits: int = _MIN_BLOCK) -> None:
     """Run the QKD link: Bob's core (Verilator model by default) fed by the twin, with Alice."""
     _link_command(backend, scenario, distance_km, duration, seed, no_feedback, eve, as_json,
-                  out, block_bits, ec, live)
+                  out, block_bits, ec, live, min_block_bits)
 
 
 @app.command()
 def simulate(scenario: str = _SCENARIO, distance_km: float = _DISTANCE,
              duration: float = _DURATION, seed: int = _SEED, no_feedback: bool = _NO_FEEDBACK,
              eve: str = _EVE, as_json: bool = _JSON, out: str = _OUT, block_bits: int = _BLOCK,
-             ec: str = _EC, live: bool = _LIVE) -> None:
+             ec: str = _EC, live: bool = _LIVE, min_block_bits: int = _MIN_BLOCK) -> None:
     """`tbqkd run` on the reference-model backend (bit-exact with the core, much faster)."""
     _link_command("model", scenario, distance_km, duration, seed, no_feedback, eve, as_json,
-                  out, block_bits, ec, live)
+                  out, block_bits, ec, live, min_block_bits)
+
+
+_RUN_DIR = typer.Argument(..., help="a run folder written by tbqkd run")
+_COMPARE = typer.Option([], help="other run folders to compare with, e.g. the same run with "
+                        "--no-feedback (repeatable)")
+
+
+@app.command()
+def report(run_dir: str = _RUN_DIR, compare: list[str] = _COMPARE) -> None:
+    """(Re)write a run folder's plots and offline HTML report, optionally comparing runs."""
+    from pathlib import Path
+
+    from tbqkd.host.report import RunLogError, write_report
+
+    try:
+        path = write_report(Path(run_dir), compare=[Path(c) for c in compare])
+    except (RunLogError, OSError) as error:
+        fail(str(error))
+    typer.echo(f"wrote {path}")
 
 
 def _read_psk(path: str) -> bytes:

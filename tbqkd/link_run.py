@@ -32,7 +32,7 @@ BACKENDS = ("verilator", "model", "pynq")
 ROLES = [Role.REFERENCE, Role.Z, Role.X_PLUS, Role.X_MINUS, Role.OFF]
 PRE_SHARED_KEY_BYTES = 32_768   # 16 KiB of pad per direction: above the refill target
 MAX_STEP_S = 0.25
-ANNOUNCEMENTS_PER_STEP = 6_000   # well inside the core's pending store (16 384 records)
+ANNOUNCEMENTS_PER_STEP = 12_000  # inside the core's pending store (16 384 records)
 
 
 class RunError(ValueError):
