@@ -327,7 +327,9 @@ class BobNode(_Node):
         self._answered: deque[int] = deque()       # answered, sifted records not all read
         self._sifted: dict[int, np.ndarray] = {}   # batch -> Bob's sifted bits (complete)
         self._x_stats: dict[int, list[int]] = {}   # batch -> [x_sifted, x_errors]
-        self._slot_ranges: list[tuple[int, int]] = []   # (batch, last slot) for X windows
+        # (batch, last slot) of the latest batches: X windows close at most two steps late
+        self._slot_ranges: deque[tuple[int, int]] = deque(maxlen=8)
+        self._ready_bits = 0                       # complete sifted bits not in a block
         self._sifted_buffer = {"slot": np.zeros(0, np.uint64), "bit": np.zeros(0, np.uint64)}
         self._first_open_batch = 0
         self._block_id = 0
@@ -426,6 +428,7 @@ class BobNode(_Node):
                 raise LinkError(f"batch {batch}: the core sifted slots other than the bases "
                                 "select; sifting is out of step")
             self._sifted[batch] = buffer["bit"][:need].astype(np.uint8)
+            self._ready_bits += need
             self.totals.sifted_z += need
             for name in ("slot", "bit"):
                 buffer[name] = buffer[name][need:]
@@ -503,12 +506,13 @@ class BobNode(_Node):
     # --- blocks --------------------------------------------------------------------------
     def sifted_ready(self) -> int:
         """Sifted Z bits complete and not yet in a block."""
-        return sum(bits.size for b, bits in self._sifted.items() if b >= self._first_open_batch)
+        return self._ready_bits
 
     def maybe_block(self, *, final: bool = False) -> list[bytes]:
         """Close a block when enough sifted bits are complete (``final``: whatever is left,
         if at least ``min_block_bits``); return ``block_ready`` and Bob's distillation start."""
-        if not self.distill.block_done:
+        need = self.settings.min_block_bits if final else self.settings.block_bits
+        if not self.distill.block_done or self._ready_bits < need:
             return []
         end = self._first_open_batch
         count = 0
@@ -524,7 +528,7 @@ class BobNode(_Node):
         n_x = sum(self._x_stats.get(b, [0, 0])[0] for b in batches)
         e_x = sum(self._x_stats.pop(b, [0, 0])[1] for b in batches)
         slots = sum(self._batches.pop(b).slots_spanned for b in batches)
-        self._slot_ranges = [(b, s) for b, s in self._slot_ranges if b >= end]
+        self._ready_bits -= int(bits.size)
         pulses = int(round(slots * self.settings.z_pulse_fraction))
         self._first_open_batch = end
         block_id = self._block_id
