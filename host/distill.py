@@ -452,6 +452,19 @@ class DistillNode:
         """Outcome of the last finished block."""
         return self._outcome
 
+    def set_qber_prior(self, qber: float) -> None:
+        """The error rate the next block's error correction starts from (until a block has
+        measured one).
+
+        Raises
+        ------
+        ValueError
+            If ``qber`` is not in (0, 0.5).
+        """
+        if not 0.0 < qber < 0.5:
+            raise ValueError(f"a QBER prior must be in (0, 0.5), got {qber}")
+        self._qber_prior = float(qber)
+
     def begin_block(self, block: BlockInput) -> list[bytes]:
         """Start a block with this side's input; return the frames to send (none for Bob).
 
@@ -549,6 +562,8 @@ class DistillNode:
         setattr(accounts, name, getattr(accounts, name) + 1)
         if outcome.errors_corrected and outcome.status in ("key", "verify_failed"):
             self._qber_prior = min(0.25, max(0.005, outcome.errors_corrected / len(side._bits)))
+        elif outcome.status == "ec_failed":     # the prior was too low for the code: raise it
+            self._qber_prior = min(0.25, 1.5 * self._qber_prior)
         if outcome.key is None:
             return
         key = outcome.key

@@ -220,6 +220,8 @@ class AliceNode(_Node):
         try:
             if kind == "sync":
                 self._slot_offset = message["slot_offset"]
+                if 0.0 < message["qber_estimate"] < 0.5 and not self.outcomes:
+                    self.distill.set_qber_prior(message["qber_estimate"])
                 return []
             if kind == "announce":
                 try:
@@ -312,7 +314,7 @@ class BobNode(_Node):
     """Bob: drives the station step by step, sifts with Alice, closes blocks, runs feedback."""
 
     def __init__(self, channel: AuthenticatedChannel, config: DistillConfig, station: Station,
-                 settings: LinkSettings, *, slot_offset: int,
+                 settings: LinkSettings, *, slot_offset: int, qber_estimate: float = 0.0,
                  controller: PhaseController | None = None, keystore: KeyStore | None = None,
                  **distill_options) -> None:
         super().__init__("bob", channel, config, keystore, **distill_options)
@@ -321,6 +323,7 @@ class BobNode(_Node):
         self.controller = controller
         self.totals = BobTotals()
         self._slot_offset = slot_offset
+        self._qber_estimate = float(qber_estimate)
         self._batch = 0
         self._awaiting: deque[int] = deque()      # batches announced, not answered
         self._batches: dict[int, _Batch] = {}
@@ -343,9 +346,10 @@ class BobNode(_Node):
         self.block_inputs: dict[int, tuple[int, int, int]] = {}   # id -> (n_z, n_x, e_x)
 
     def start(self) -> list[bytes]:
-        """The frames that open the link: the slot offset for Alice."""
+        """The frames that open the link: the slot offset (and QBER estimate) for Alice."""
         return [self.channel.seal({"type": "sync", "slot_offset": int(self._slot_offset),
-                                   "divider": self.settings.divider})]
+                                   "divider": self.settings.divider,
+                                   "qber_estimate": self._qber_estimate})]
 
     # --- one step ---------------------------------------------------------------------
     def step(self) -> list[bytes]:

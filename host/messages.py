@@ -57,8 +57,10 @@ MESSAGE_TYPES: dict[str, dict[str, type]] = {
     # Bob -> Alice: Bob has stored the block's key.
     "ack": {"block_id": int, "key_bits": int},
     # --- the link (tbqkd.host.link) ---
-    # Bob -> Alice: Bob's slot s is Alice's slot s + slot_offset (from the reference alignment).
-    "sync": {"slot_offset": int, "divider": int},
+    # Bob -> Alice: Bob's slot s is Alice's slot s + slot_offset (from the reference alignment);
+    # qber_estimate: Bob's Z error-rate estimate from his histograms, a prior for the first
+    # block's error correction (public: it discloses nothing about the key).
+    "sync": {"slot_offset": int, "divider": int, "qber_estimate": float},
     # Bob -> Alice: the detections of one batch: slots (uint64 little-endian deltas from
     # ``first_slot``, zlib-compressed) and bases (packed bits, 1 = X).
     "announce": {"batch": int, "count": int, "first_slot": int, "slots": bytes,

@@ -259,7 +259,8 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
                             divider=scenario.reference.divider)
     bob_store = KeyStore(run_dir / "bob_keys.sqlite")
     bob = BobNode(AuthenticatedChannel("bob", psk), distill, station, settings,
-                  slot_offset=up.slot_offset, controller=controller, keystore=bob_store)
+                  slot_offset=up.slot_offset, qber_estimate=_qber_prior(up.calibration),
+                  controller=controller, keystore=bob_store)
     bob.feedback_window_steps = max(1, round(options.feedback_window_s / step_s))
     alice = alice_store = client = None
     if alice_address is None:
@@ -344,6 +345,13 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
         write_report(run_dir)
     summary["run_dir"] = str(run_dir)
     return summary
+
+
+def _qber_prior(calibration) -> float:
+    """The first block's error-correction prior: the histogram estimate of the Z error rate
+    plus a margin for what histograms cannot show (the encoder's extinction): LDPC recovers
+    cheaply from an overestimate, not from an underestimate."""
+    return float(min(0.25, max(0.005, 1.3 * calibration.qber_z + 0.002)))
 
 
 def _save_histograms(log, up, scenario) -> None:

@@ -33,7 +33,7 @@ def test_every_type_round_trips():
         {"type": "pa", "block_id": 1, "key_bits": 5, "seed": b"\xff\x00"},
         ABORT,
         {"type": "ack", "block_id": 1, "key_bits": 5},
-        {"type": "sync", "slot_offset": 65536, "divider": 65536},
+        {"type": "sync", "slot_offset": 65536, "divider": 65536, "qber_estimate": 0.012},
         {"type": "announce", "batch": 0, "count": 2, "first_slot": 5, "slots": b"zz",
          "bases": b"\x80"},
         {"type": "answer", "batch": 0, "count": 2, "bases": b"\x40"},

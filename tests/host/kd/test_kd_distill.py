@@ -307,3 +307,23 @@ def test_with_the_real_error_correction(method):
     assert np.array_equal(out_a.key, out_b.key)
     assert out_a.errors_corrected == 600
     assert out_a.leaked_ec_bits > 20_000 * finite_key.binary_entropy(0.03)
+
+
+def test_a_prior_too_low_for_the_code_is_raised_after_a_failed_block():
+    """LDPC from a 0.5 % prior on 4 % errors fails; the next blocks start from higher priors
+    until one decodes, and from then on the measured error rate is the prior."""
+    config = distill.DistillConfig(method="ldpc", thresholds=LOOSE)
+    alice, bob = _nodes(config)
+    alice.set_qber_prior(0.005)
+    statuses = []
+    for block_id in range(1, 8):
+        out_a, out_b = distill.run_block(alice, bob, *_inputs(block_id, 20_000, 800, block_id))
+        statuses.append(out_a.status)
+        assert (out_a.key is None) == (out_b.key is None)
+        if out_a.status == "key":
+            assert np.array_equal(out_a.key, out_b.key)
+            break
+    assert statuses[0] == "ec_failed" and statuses[-1] == "key", statuses
+    assert alice._qber_prior == pytest.approx(0.04, abs=0.005)
+    with pytest.raises(ValueError, match="in \\(0, 0.5\\)"):
+        alice.set_qber_prior(0.7)
