@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 JOBS    ?= 2
 
-.PHONY: all venv demo test test-fast test-slow test-hdl test-cocotb lint verilog bench bitstream clean
+.PHONY: all venv demo test test-fast test-slow test-hdl test-cocotb lint verilog bench bitstream bitstream-check clean
 
 all: test
 
@@ -48,7 +48,17 @@ verilog: $(STAMP)
 	$(PY) -m tbqkd.hdl.build
 
 bench: $(STAMP)
-	@for b in tdc synth core; do $(VENV)/bin/tbqkd bench $$b --json; done
+	@for b in tdc synth core twin ec pa link; do $(VENV)/bin/tbqkd bench $$b --json; done
+
+## FPGA bitstream of one core for one board (needs Vivado on PATH; docs/DEPLOY.md).
+BOARD ?= pynq-z2
+ROLE  ?= bob
+bitstream: $(STAMP)
+	$(PY) -m tbqkd.deploy bitstream --board $(BOARD) --role $(ROLE)
+
+## Dry run of the build TCL against the generated Verilog, the tables and the XDC (no Vivado).
+bitstream-check: $(STAMP)
+	$(PY) -m tbqkd.deploy check --board $(BOARD) --role $(ROLE)
 
 clean:
 	rm -rf build .pytest_cache

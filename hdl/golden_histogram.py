@@ -119,6 +119,14 @@ class HistogramModel:
         return self._swap_pending
 
     @property
+    def quiet(self) -> bool:
+        """No control activity can happen without a swap or release pulse: cycles without
+        events and pulses change nothing but the cycle count."""
+        return (not self.initialising and self._settle == 0
+                and self._spare != SpareState.CLEARING and not self._release_held
+                and not (self._swap_pending and self._spare == SpareState.CLEAN))
+
+    @property
     def snapshot_valid(self) -> bool:
         return self._spare == SpareState.SNAPSHOT and self._settle == 0
 
@@ -275,10 +283,7 @@ class HistogramModel:
         t = 0
         while t < cycles:
             # Skip ahead to the next cycle where the control state can change.
-            quiet = (not self.initialising and self._settle == 0
-                     and self._spare != SpareState.CLEARING and not self._release_held
-                     and not (self._swap_pending and self._spare == SpareState.CLEAN))
-            if quiet:
+            if self.quiet:
                 nxt = min((c for c in swap_set | release_set if c >= t), default=cycles)
                 if nxt > t:
                     bin_until(nxt)

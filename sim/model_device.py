@@ -742,7 +742,10 @@ class ModelDevice(Device):
 
     # --- histogram ------------------------------------------------------------------------
     def _run_histogram_control(self, cycle: int) -> None:
-        if cycle > self._hist_cycle:
+        if cycle > self._hist_cycle and self._hist.quiet:     # nothing to run: just time
+            self._hist.cycle += cycle - self._hist_cycle
+            self._hist_cycle = cycle
+        elif cycle > self._hist_cycle:
             before = self._hist.accumulating_bank
             self._hist.run(cycle - self._hist_cycle, [], [], [])
             self._hist_cycle = cycle
