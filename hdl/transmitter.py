@@ -5,7 +5,8 @@ Data path, one clock domain (``sync``)::
     s_axis_random ─▶ random buffer (128 bits) ─┐
     PATTERN ───────────────────────────────────┴▶ state of the slot ─┬▶ mod_early/late/phase
     slot clock (÷ k) ──▶ slot counter ──▶ reference (every REF_DIVIDER slots)
-                                                                     └▶ state ring (BRAM)
+                                                                     ├▶ state ring (BRAM)
+                                                  m_axis_states ◀─ 16 slots a record ◀┘
     s_axis_announce ─▶ ring lookup ─▶ answer FIFO ─▶ TagFramer ─▶ m_axis_answer
                                   └─▶ sifted FIFO ─▶ TagFramer ─▶ m_axis_sifted
 
@@ -21,8 +22,10 @@ ODELAY or an MMCM phase shift, ``MOD_FINE_DELAY``) lies outside the core.
 State ring: ``ring_depth`` slots × 3 bits (state and "sent"), written at every slot start,
 read by announcements. It covers round trips up to ``ring_depth × k`` fabric clocks (2^17
 slots: 1.73 ms at 75.947 MHz, about 16 RAMB36 of the Zynq-7020's 140). Announcements older than
-that — long fibres plus host batching — are answered ``err_out_of_ring``: the line-rate ring is
-for short delays; long links need the host to keep the states (a state stream, not built yet).
+that — long fibres plus host batching — get no answer (``err_out_of_ring``): the ring is the
+line-rate path for short delays. For long links the host keeps the states: with
+``state_stream`` every slot's state leaves on ``m_axis_states`` (``STATES`` records of 16 slots;
+a record that finds its 16-deep queue full is dropped and counted) and the host answers.
 
 Announcement path (one record per clock): an announcement is taken when stage 1 is free or
 moving on; its slot is checked against the slot counter of that cycle and the ring is read at
@@ -36,6 +39,10 @@ cycles (:class:`~tbqkd.hdl.tagger.TagFramer`). The slot counter is 48 bits and d
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+from amaranth.back import verilog
 from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -48,7 +55,7 @@ from .tagger import TagFramer
 from .tx_records import RANDOM_BITS, STATE_PINS, STATES, STATES_PER_RECORD, TX_STREAMS
 from .tx_registers import RING_DEPTH, TX_COUNTERS, transmitter_regmap
 
-__all__ = ["Transmitter", "TransmitterTop", "TX_TOP_NAME", "RING_ENTRY"]
+__all__ = ["Transmitter", "TransmitterTop", "TX_TOP_NAME", "RING_ENTRY", "write_transmitter"]
 
 TX_TOP_NAME = "tbqkd_tx"
 
@@ -397,3 +404,24 @@ class TransmitterTop(wiring.Component):
         ]
         m.d.comb += [v[name.upper()].eq(getattr(core, name)) for name in TX_COUNTERS]
         return m
+
+
+def write_transmitter(outdir: Path, ring_depth: int = RING_DEPTH) -> list[Path]:
+    """Write ``tbqkd_tx.v``, ``tx_regmap.json`` and ``TX_REGISTERS.md`` into ``outdir``
+    (files rewritten only when their content changes)."""
+    from .build import write_if_changed
+    top = TransmitterTop(ring_depth)
+    files = {f"{TX_TOP_NAME}.v": verilog.convert(top, name=TX_TOP_NAME, emit_src=False),
+             "tx_regmap.json": top.regmap.to_json(top=TX_TOP_NAME, ring_depth=ring_depth),
+             "TX_REGISTERS.md": top.regmap.to_markdown()}
+    paths = [Path(outdir) / name for name in files]
+    for path, text in zip(paths, files.values(), strict=True):
+        write_if_changed(path, text)
+    return paths
+
+
+if __name__ == "__main__":     # python -m tbqkd.hdl.transmitter [OUTDIR]
+    from .build import DEFAULT_BUILD_DIR
+    for written in write_transmitter(Path(sys.argv[1]) if len(sys.argv) > 1
+                                     else DEFAULT_BUILD_DIR):
+        print(written)
