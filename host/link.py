@@ -463,6 +463,11 @@ class BobNode(_Node):
         self._window_steps = 0
         self.set_code(new)
 
+    @property
+    def issued_code(self) -> int:
+        """The phase shifter's DAC code last written (-1 before any)."""
+        return -1 if self._issued_code is None else self._issued_code
+
     def set_code(self, code: int) -> None:
         """Write the phase shifter's DAC code; it acts from the next step."""
         self._issued_code = int(code)

@@ -155,13 +155,15 @@ class _Live:
         if self._live is not None:
             self._live.__exit__(*exc)
 
-    def update(self, state: dict, *, force: bool = False) -> None:
+    def update(self, make_state, *, force: bool = False) -> None:
+        """Show ``make_state()`` (called only when a refresh is due)."""
         if self._live is None:
             return
         now = time.monotonic()
         if not force and now - self._last < 0.25:
             return
         self._last = now
+        state = make_state()
         from rich.table import Table
 
         table = Table(title=self._title, show_header=False, min_width=60)
@@ -291,8 +293,8 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
     blocks_logged = 0
     title = (f"tbqkd link — {scenario.name}, {scenario.channel.distance_km:g} km, "
              f"{options.backend} backend")
-    state: dict = {}
-    warned_lock = False
+    warned_lock = reference_lost = False
+    steps = 0
     with _Live(console, options.live, title) as live:
         while station.link_time_s - link_start_s < options.duration_s - 1e-9:
             try:
@@ -310,15 +312,21 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
                 log.write({"type": "warning", "t_s": m["t_s"], "kind": "lost_lock",
                            "message": "interferometer phase out of lock"})
             warned_lock = not locked
+            steps += 1
+            if steps % bob.feedback_window_steps == 0 and not reference_lost \
+                    and rx.status()["lost_lock"]:
+                reference_lost = True
+                log.write({"type": "warning", "t_s": m["t_s"], "kind": "reference_lock",
+                           "message": "the reference moved beyond LOCK_THRESHOLD (sticky)"})
             secret = bob.distill.accounts.stored_bits
             log.write({"type": "window", "t_s": m["t_s"], "dt_s": m["dt_s"],
                        "detections": m["detections"], "sifted_z": m["sifted_z"],
                        "sifted_x": m["sifted_x"], "x_errors": m["x_errors"],
                        "qber_x": m["x_errors"] / m["sifted_x"] if m["sifted_x"] else None,
-                       "dac_code": int(controller.code if controller else rx.dac_value),
-                       "phase_rad": m["phase_rad"], "locked": locked, "secret_bits": secret})
-            state = _live_state(bob, station, link_start_s, m, controller, wall)
-            live.update(state)
+                       "dac_code": bob.issued_code, "phase_rad": m["phase_rad"],
+                       "locked": locked, "secret_bits": secret})
+            live.update(lambda m=m, lost=reference_lost: _live_state(
+                bob, station, link_start_s, m, controller, wall, lost))
         bob.finish()
         while True:
             frames = bob.maybe_block(final=True)
@@ -326,8 +334,8 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
                 break
             carry(frames)
         blocks_logged = _log_blocks(log, bob, blocks_logged, station.link_time_s)
-        live.update(_live_state(bob, station, link_start_s, bob.step_metrics, controller, wall),
-                    force=True)
+        live.update(lambda: _live_state(bob, station, link_start_s, bob.step_metrics,
+                                        controller, wall, reference_lost), force=True)
     if client is not None:
         loop.run_until_complete(client.close())
         loop.close()
@@ -412,7 +420,7 @@ def _qber_z(bob) -> float | None:
     return sum(errors for errors, _ in counted) / n if n else None
 
 
-def _live_state(bob, station, start_s, m, controller, wall) -> dict:
+def _live_state(bob, station, start_s, m, controller, wall, reference_lost: bool) -> dict:
     t = max(station.link_time_s - start_s, 1e-9)
     tot = bob.totals
     dt = m.get("dt_s") or 1.0
@@ -426,8 +434,7 @@ def _live_state(bob, station, start_s, m, controller, wall) -> dict:
         warnings.append("phase out of lock")
     if aborted:
         warnings.append(f"{aborted} aborted blocks")
-    status = bob.receiver.lock_status()
-    if status.lost_lock:
+    if reference_lost:
         warnings.append("reference lock lost")
     qz = _qber_z(bob)
     return {
@@ -437,7 +444,7 @@ def _live_state(bob, station, start_s, m, controller, wall) -> dict:
         "QBER Z (blocks)": _fmt(100 * qz if qz is not None else None, ".2f", " %"),
         "QBER X": _fmt(100 * tot.x_errors / tot.sifted_x if tot.sifted_x else None, ".2f", " %"),
         "phase (true) / DAC": (f"{_fmt(m.get('phase_rad'), '+.3f', ' rad')} / "
-                               f"{controller.code if controller else bob.receiver.dac_value}"),
+                               f"{bob.issued_code}"),
         "blocks (key / all)": f"{sum(o.status == 'key' for o in blocks)} / {len(blocks)}",
         "secret bits (stored)": f"{secret:,}",
         "key rate": _fmt(secret / t, ",.1f", " bit/s"),
@@ -476,6 +483,7 @@ def _summary(options, scenario, bob, alice, station, start_s, controller, wall_s
         "auth_consumed_bits": int(bob.distill.accounts.auth_consumed_bits),
         "feedback": options.feedback, "feedback_stats": stats,
         "wall_s": round(wall_s, 3),
+        "clicks_missed_in_bring_up": int(getattr(station, "events_missed", 0)),
     }
     if alice is not None:
         summary["keys_identical"] = _stores_match(alice, bob, alice_store, bob_store)
