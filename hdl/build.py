@@ -71,7 +71,9 @@ def build_all(outdir: Path, config: TaggerConfig | None = None) -> list[Path]:
         path = outdir / filename
         write_if_changed(path, text)
         paths.append(path)
-    return paths
+    from .transmitter import write_transmitter   # Alice's core: tbqkd_tx.v and its table
+
+    return paths + write_transmitter(outdir)
 
 
 REGISTERS_DOC = Path(__file__).resolve().parent.parent / "docs" / "REGISTERS.md"

@@ -21,11 +21,12 @@ ODELAY or an MMCM phase shift, ``MOD_FINE_DELAY``) lies outside the core.
 
 State ring: ``ring_depth`` slots × 3 bits (state and "sent"), written at every slot start,
 read by announcements. It covers round trips up to ``ring_depth × k`` fabric clocks (2^17
-slots: 1.73 ms at 75.947 MHz, about 16 RAMB36 of the Zynq-7020's 140). Announcements older than
-that — long fibres plus host batching — get no answer (``err_out_of_ring``): the ring is the
-line-rate path for short delays. For long links the host keeps the states: with
-``state_stream`` every slot's state leaves on ``m_axis_states`` (``STATES`` records of 16 slots;
-a record that finds its 16-deep queue full is dropped and counted) and the host answers.
+slots: 1.73 ms at 75.947 MHz; Yosys maps it to 24 RAMB18 = 12 RAMB36 of the Zynq-7020's 140,
+16K × 1 blocks). Announcements older than that — long fibres plus host batching — get no
+answer (``err_out_of_ring``): the ring is the line-rate path for short delays. For long links
+the host keeps the states: with ``state_stream`` every slot's state leaves on
+``m_axis_states`` (``STATES`` records of 16 slots; a record that finds its 16-deep queue full
+is dropped and counted) and the host answers.
 
 Announcement path (one record per clock): an announcement is taken when stage 1 is free or
 moving on; its slot is checked against the slot counter of that cycle and the ring is read at
