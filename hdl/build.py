@@ -71,7 +71,7 @@ def build_all(outdir: Path, config: TaggerConfig | None = None) -> list[Path]:
         path = outdir / filename
         write_if_changed(path, text)
         paths.append(path)
-    from .transmitter import write_transmitter   # Alice's core: tbqkd_tx.v and its table
+    from .transmitter import write_transmitter  # Alice's core: tbqkd_tx.v and its table
 
     return paths + write_transmitter(outdir)
 
