@@ -643,8 +643,10 @@ def _plot_key(series: dict[str, np.ndarray], blocks: list[dict], summary: dict |
     ax_bits.set_ylabel("secret bits (cumulative)")
     ax_bits.grid(alpha=0.3)
     ax_bits.set_title("Secret key", loc="left")
+    # since the first window's start: link time before it was bring-up, not key exchange
+    start = float(t[0] - series["dt_s"][0]) if t.size and "dt_s" in series else 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_rate = np.where(t > 0, series["secret_bits"] / t, np.nan)
+        mean_rate = np.where(t > start, series["secret_bits"] / (t - start), np.nan)
     ax_rate.plot(t / scale, mean_rate, color="tab:green", label="mean since start")
     ok = sorted((b for b in blocks if b["status"] == "ok"), key=lambda b: b["t_s"])
     if ok:
