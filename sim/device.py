@@ -14,7 +14,44 @@ from tbqkd.host.device import Device, DeviceError
 from .frontend import SampleWords
 from .verilator import ModelError, RunResult, VerilatorModel, build_model
 
-__all__ = ["VerilatorDevice", "open_verilator_device"]
+__all__ = ["VerilatorDevice", "open_verilator_device", "take_records", "check_answers"]
+
+_RECORD_BYTES = {p.prefix: p.record.nbytes for p in STREAMS}
+
+
+def take_records(buffers: dict[str, bytearray], stream: str, max_bytes: int | None) -> bytes:
+    """Take whole records (at most ``max_bytes``) from the front of output ``stream``'s buffer,
+    as a DMA would: what a simulated core emitted, for :meth:`Device.read_stream`.
+
+    Raises
+    ------
+    DeviceError
+        If the core has no output stream of that name.
+    """
+    try:
+        buffer, record = buffers[stream], _RECORD_BYTES[stream]
+    except KeyError:
+        raise DeviceError(f"no output stream {stream!r}") from None
+    size = len(buffer) if max_bytes is None else min(max_bytes, len(buffer))
+    size -= size % record
+    data = bytes(buffer[:size])
+    del buffer[:size]
+    return data
+
+
+def check_answers(data: bytes, stream: str) -> None:
+    """Check bytes for the core's input stream (Alice's answers): whole records only.
+
+    Raises
+    ------
+    DeviceError
+        If ``stream`` is not the input stream or ``data`` is not whole records.
+    """
+    if stream != "s_axis_answer":
+        raise DeviceError(f"no input stream {stream!r}")
+    if len(data) % _RECORD_BYTES[stream]:
+        raise DeviceError(f"{len(data)} bytes is not a whole number of "
+                          f"{_RECORD_BYTES[stream]}-byte records")
 
 
 class VerilatorDevice(Device):
@@ -51,22 +88,10 @@ class VerilatorDevice(Device):
             raise DeviceError(str(exc)) from None
 
     def read_stream(self, max_bytes: int | None = None, *, stream: str = "m_axis") -> bytes:
-        try:
-            buffer, record = self._streams[stream], self._record_bytes[stream]
-        except KeyError:
-            raise DeviceError(f"no output stream {stream!r}") from None
-        size = len(buffer) if max_bytes is None else min(max_bytes, len(buffer))
-        size -= size % record
-        data = bytes(buffer[:size])
-        del buffer[:size]
-        return data
+        return take_records(self._streams, stream, max_bytes)
 
     def write_stream(self, data: bytes, *, stream: str = "s_axis_answer") -> None:
-        if stream != "s_axis_answer":
-            raise DeviceError(f"no input stream {stream!r}")
-        if len(data) % self._record_bytes[stream]:
-            raise DeviceError(f"{len(data)} bytes is not a whole number of "
-                              f"{self._record_bytes[stream]}-byte records")
+        check_answers(data, stream)
         self._answers += data
 
     @property

@@ -48,6 +48,7 @@ from tbqkd.hdl.registers import DAC_SAFE_VALUE, HISTOGRAM_BINS, PENDING_DEPTH, c
 from tbqkd.host.device import Device, DeviceError
 
 from . import _model_kernels as kernels
+from .device import check_answers, take_records
 from .frontend import DelayLineFrontend
 from .verilator import RunResult
 
@@ -384,22 +385,10 @@ class ModelDevice(Device):
 
     # --- streams --------------------------------------------------------------------------
     def read_stream(self, max_bytes: int | None = None, *, stream: str = "m_axis") -> bytes:
-        try:
-            buffer, record = self._streams[stream], self._record_bytes[stream]
-        except KeyError:
-            raise DeviceError(f"no output stream {stream!r}") from None
-        size = len(buffer) if max_bytes is None else min(max_bytes, len(buffer))
-        size -= size % record
-        data = bytes(buffer[:size])
-        del buffer[:size]
-        return data
+        return take_records(self._streams, stream, max_bytes)
 
     def write_stream(self, data: bytes, *, stream: str = "s_axis_answer") -> None:
-        if stream != "s_axis_answer":
-            raise DeviceError(f"no input stream {stream!r}")
-        if len(data) % ANSWER.nbytes:
-            raise DeviceError(f"{len(data)} bytes is not a whole number of "
-                              f"{ANSWER.nbytes}-byte records")
+        check_answers(data, stream)
         self._answers = np.concatenate([self._answers, np.frombuffer(data, np.uint8)])
 
     # --- running the clock ----------------------------------------------------------------
