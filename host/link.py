@@ -144,10 +144,13 @@ def _pack_slots(slots: np.ndarray) -> tuple[int, bytes]:
 def _unpack_slots(first: int, data: bytes, count: int) -> np.ndarray:
     if count == 0:
         return np.zeros(0, np.int64)
-    try:
-        raw = zlib.decompress(data, bufsize=8 * count)
+    inflate = zlib.decompressobj()
+    try:                                    # at most what ``count`` says: no zip bombs
+        raw = inflate.decompress(data, 8 * count)
     except zlib.error as error:
         raise ProtocolError(f"announce slots do not decompress: {error}") from None
+    if inflate.unconsumed_tail or not inflate.eof:
+        raise ProtocolError(f"announce carries more than the {count} slots it says")
     if len(raw) != 8 * count:
         raise ProtocolError(f"announce carries {len(raw) // 8} slots, says {count}")
     return first + np.cumsum(np.frombuffer(raw, "<u8").astype(np.int64))
@@ -377,8 +380,10 @@ class BobNode(_Node):
         slots = ann["slot"].astype(np.int64)
         self._batches[batch] = _Batch(ann["seq"], ann["slot"], ann["basis"].astype(np.uint8),
                                       step.slots)
-        self._x_stats[batch] = [0, 0]
-        self._slot_ranges.append((batch, int(slots[-1]) if slots.size else -1))
+        self._x_stats.setdefault(batch, [0, 0])
+        last = int(slots[-1]) if slots.size else (self._slot_ranges[-1][1]
+                                                    if self._slot_ranges else -1)
+        self._slot_ranges.append((batch, last))
         self.totals.announcements += slots.size
         self._awaiting.append(batch)
         self._batch_code[batch] = self._issued_code
@@ -409,6 +414,7 @@ class BobNode(_Node):
                              windows["end_slot"].astype(np.int64).tolist(), strict=True):
             index = int(np.searchsorted(ends, end, side="left"))
             batch = self._slot_ranges[min(index, len(self._slot_ranges) - 1)][0]
+            batch = max(batch, self._first_open_batch)   # its batch is in a block already
             stats = self._x_stats.setdefault(batch, [0, 0])
             stats[0] += x
             stats[1] += e
