@@ -87,10 +87,15 @@ def _link_command(backend: str, scenario: str, distance_km: float | None, durati
                          duration_s=duration, seed=seed, feedback=not no_feedback, eve=eve,
                          run_dir=out, block_bits=block_bits, min_block_bits=min_block_bits,
                          ec_method=ec, live=live and not as_json)
+    from tbqkd.host.device import DeviceError
+    from tbqkd.host.protocol import ProtocolError
+
     try:
         summary = run_link(options)
     except RunError as error:
         fail(str(error))
+    except (ProtocolError, DeviceError) as error:      # the link stopped: say why, no trace
+        fail(f"the link stopped: {type(error).__name__}: {error}")
     if as_json:
         typer.echo(json.dumps(summary))
         return
@@ -205,6 +210,9 @@ def node(role: str = typer.Argument(..., help="alice | bob | psk"),
     options = RunOptions(backend=backend, scenario=scenario, distance_km=distance_km,
                          duration_s=duration, seed=seed, feedback=not no_feedback, eve=eve,
                          run_dir=out, block_bits=block_bits, ec_method=ec, live=not as_json)
+    from tbqkd.host.device import DeviceError
+    from tbqkd.host.protocol import ProtocolError
+
     try:
         if role == "alice":
             if not listen:
@@ -216,6 +224,8 @@ def node(role: str = typer.Argument(..., help="alice | bob | psk"),
             summary = run_link(options, alice_address=connect, psk=key)
     except RunError as error:
         fail(str(error))
+    except (ProtocolError, DeviceError, ConnectionError) as error:
+        fail(f"the link stopped: {type(error).__name__}: {error}")
     typer.echo(json.dumps(summary) if as_json else "\n".join(
         f"{k:22s} {v}" for k, v in summary.items()))
 
