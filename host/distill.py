@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +37,14 @@ from . import finite_key, privacy, verify
 from .auth import AuthenticatedChannel
 from .keystore import KeyStore
 from .messages import MessageError
-from .protocol import Message, ProtocolError, ProtocolSide, pack_bits, unpack_bits
+from .protocol import (
+    Message,
+    ProtocolError,
+    ProtocolSide,
+    deliver_until_quiet,
+    pack_bits,
+    unpack_bits,
+)
 
 __all__ = ["XStatistics", "BlockInput", "DistillConfig", "BlockOutcome", "AliceBlock",
            "BobBlock", "NodeAccounts", "DistillNode", "run_block", "ProtocolError"]
@@ -598,23 +604,10 @@ def run_block(alice: DistillNode, bob: DistillNode, alice_input: BlockInput,
     ProtocolError
         If the nodes stall or exceed ``max_frames``.
     """
-    def carry(direction: int, frames: list[bytes]) -> list[bytes]:
-        if wire is None:
-            return frames
-        return [out for frame in frames for out in wire(direction, frame)]
-
-    to_alice: deque[bytes] = deque(carry(1, bob.begin_block(bob_input)))
-    to_bob: deque[bytes] = deque(carry(0, alice.begin_block(alice_input)))
-    delivered = 0
-    while to_bob or to_alice:
-        if to_bob:
-            to_alice.extend(carry(1, bob.receive(to_bob.popleft())))
-            delivered += 1
-        if to_alice:
-            to_bob.extend(carry(0, alice.receive(to_alice.popleft())))
-            delivered += 1
-        if delivered > max_frames:
-            raise ProtocolError(f"more than {max_frames} frames: block does not terminate")
+    to_alice = bob.begin_block(bob_input)
+    to_bob = alice.begin_block(alice_input)
+    deliver_until_quiet(to_bob, to_alice, alice.receive, bob.receive, limit=max_frames,
+                        wire=wire)
     if not (alice.block_done and bob.block_done):
         raise ProtocolError("block stalled: no frame in flight but a side is not done")
     return alice.last_outcome, bob.last_outcome

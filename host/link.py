@@ -40,7 +40,7 @@ from .calibration import Calibration, apply_calibration, calibrate_windows
 from .distill import BlockInput, BlockOutcome, DistillConfig, DistillNode, XStatistics
 from .feedback import PhaseController
 from .keystore import KeyStore
-from .protocol import Message, ProtocolError, pack_bits, unpack_bits
+from .protocol import Message, ProtocolError, deliver_until_quiet, pack_bits, unpack_bits
 from .receiver import ReceiverInterface
 from .tagger import TaggerInterface, decode_tags
 from .tdc_calibration import CalibrationError, code_density
@@ -344,7 +344,6 @@ class BobNode(_Node):
         self._issued_code: int | None = None
         self._batch_code: dict[int, int | None] = {}
         self.feedback_window_steps = 1
-        self.last_step: StepData | None = None
         self.step_metrics: dict = {}
         self.block_inputs: dict[int, tuple[int, int, int]] = {}   # id -> (n_z, n_x, e_x)
 
@@ -368,7 +367,6 @@ class BobNode(_Node):
         if self._awaiting:
             raise ProtocolError(f"batch {self._awaiting[0]} not answered yet")
         step = self.station.advance()
-        self.last_step = step
         rx = self.receiver
         self.totals.detections += step.detections
         self.totals.slots += step.slots
@@ -519,10 +517,6 @@ class BobNode(_Node):
         self._answered.append(batch)
 
     # --- blocks --------------------------------------------------------------------------
-    def sifted_ready(self) -> int:
-        """Sifted Z bits complete and not yet in a block."""
-        return self._ready_bits
-
     def maybe_block(self, *, final: bool = False) -> list[bytes]:
         """Close a block when enough sifted bits are complete (``final``: whatever is left,
         if at least ``min_block_bits``); return ``block_ready`` and Bob's distillation start."""
@@ -580,23 +574,9 @@ def exchange(alice: AliceNode, bob: BobNode, frames_to_alice: list[bytes], *,
     ``wire(direction, frame)`` may alter, drop or duplicate frames (tests; direction 0 is
     Alice to Bob).
     """
-    def carry(direction: int, frames: list[bytes]) -> list[bytes]:
-        return frames if wire is None else [f for frame in frames for f in wire(direction, frame)]
-
-    to_alice = deque(carry(1, frames_to_alice))
-    to_bob: deque[bytes] = deque()
-    delivered = 0
-    while to_alice or to_bob:
-        if to_alice:
-            to_bob.extend(carry(0, alice.receive(to_alice.popleft())))
-            delivered += 1
-        if to_bob:
-            to_alice.extend(carry(1, bob.receive(to_bob.popleft())))
-            delivered += 1
-        if delivered > max_frames:
-            raise ProtocolError(f"more than {max_frames} frames without quiet")
-        if not (to_alice or to_bob):
-            to_alice.extend(carry(1, bob.abort_stalled_block()))
+    delivered = deliver_until_quiet([], frames_to_alice, alice.receive, bob.receive,
+                                    limit=max_frames, wire=wire,
+                                    on_quiet=bob.abort_stalled_block)
     bob._note_outcome()
     alice._note_outcome()
     return delivered

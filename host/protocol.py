@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Message", "ProtocolError", "ProtocolSide", "run_in_memory", "pack_bits",
-           "unpack_bits"]
+__all__ = ["Message", "ProtocolError", "ProtocolSide", "deliver_until_quiet", "run_in_memory",
+           "pack_bits", "unpack_bits"]
 
 Message = dict[str, Any]
 
@@ -55,6 +56,48 @@ class ProtocolSide(ABC):
         """The outcome of the step for this side (only once :attr:`done`)."""
 
 
+def deliver_until_quiet(to_bob: Iterable[Any], to_alice: Iterable[Any],
+                        alice_receive: Callable[[Any], list[Any]],
+                        bob_receive: Callable[[Any], list[Any]], *, limit: int,
+                        wire: Callable[[int, Any], list[Any]] | None = None,
+                        on_quiet: Callable[[], list[Any]] | None = None) -> int:
+    """Carry items between two parties in one process until nothing is in flight.
+
+    ``to_bob`` / ``to_alice`` are what each side has to send first; every ``receive`` returns
+    the replies, which join the other direction (Bob's queue is served first, then Alice's,
+    alternately). ``wire(direction, item)`` may replace, drop or duplicate items (tests;
+    direction 0 is Alice to Bob). ``on_quiet()``, called when everything went quiet, may return
+    more items for Alice (e.g. an abort); the exchange ends when it returns none. Returns the
+    number of items delivered.
+
+    Raises
+    ------
+    ProtocolError
+        If more than ``limit`` items are delivered.
+    """
+    def carry(direction: int, items: Iterable[Any]) -> list[Any]:
+        items = list(items)
+        return items if wire is None else [out for item in items for out in wire(direction, item)]
+
+    queue_bob, queue_alice = deque(carry(0, to_bob)), deque(carry(1, to_alice))
+    delivered = 0
+    while True:
+        while queue_bob or queue_alice:
+            if queue_bob:
+                queue_alice.extend(carry(1, bob_receive(queue_bob.popleft())))
+                delivered += 1
+            if queue_alice:
+                queue_bob.extend(carry(0, alice_receive(queue_alice.popleft())))
+                delivered += 1
+            if delivered > limit:
+                raise ProtocolError(f"more than {limit} items delivered: the exchange does not "
+                                    "terminate")
+        more = on_quiet() if on_quiet is not None else []
+        if not more:
+            return delivered
+        queue_alice.extend(carry(1, more))
+
+
 def run_in_memory(alice: ProtocolSide, bob: ProtocolSide, *,
                   max_messages: int = 1_000_000) -> tuple[Any, Any, int]:
     """Run both sides to completion over an in-memory channel.
@@ -67,18 +110,8 @@ def run_in_memory(alice: ProtocolSide, bob: ProtocolSide, *,
     ProtocolError
         If the sides deadlock (nothing in flight, not both done) or exceed ``max_messages``.
     """
-    to_bob: deque[Message] = deque(alice.start())
-    to_alice: deque[Message] = deque(bob.start())
-    delivered = 0
-    while to_bob or to_alice:
-        if to_bob:
-            to_alice.extend(bob.receive(to_bob.popleft()))
-            delivered += 1
-        if to_alice:
-            to_bob.extend(alice.receive(to_alice.popleft()))
-            delivered += 1
-        if delivered > max_messages:
-            raise ProtocolError(f"more than {max_messages} messages: protocol does not terminate")
+    delivered = deliver_until_quiet(alice.start(), bob.start(), alice.receive, bob.receive,
+                                    limit=max_messages)
     if not (alice.done and bob.done):
         raise ProtocolError("protocol stalled: no message in flight but a side is not done")
     return alice.result(), bob.result(), delivered
