@@ -380,7 +380,9 @@ def _save_histograms(log, up, scenario) -> None:
 def _block_qber(bob, outcome) -> float | None:
     """The block's Z error rate from error correction (``None`` if EC did not run or failed)."""
     n_z = bob.block_inputs.get(outcome.block_id, (0, 0, 0))[0]
-    if not n_z or not outcome.leaked_ec_bits or outcome.status == "ec_failed":
+    # Bob learns that error correction failed only as Alice's abort: without key, a block's
+    # error count is known only if it found errors (an error-free block ends with key)
+    if not n_z or not (outcome.status == "key" or outcome.errors_corrected > 0):
         return None
     return outcome.errors_corrected / n_z
 

@@ -175,3 +175,15 @@ def test_alice_and_bob_as_two_processes_over_tcp(tmp_path):
     bob_keys = _drain_keys(tmp_path / "bob" / "bob_keys.sqlite")
     assert len(alice_keys) == len(bob_keys) >= 1
     assert all(np.array_equal(a, b) for a, b in zip(alice_keys, bob_keys, strict=True))
+
+
+def test_an_intercept_resend_eavesdropper_raises_qber_x_and_no_key_leaves(tmp_path):
+    options = RunOptions(backend="model", duration_s=1.5, seed=4, block_bits=50_000,
+                         min_block_bits=20_000, live=False, report=False,
+                         eve="intercept-resend:0.3", run_dir=tmp_path / "run", **BRIGHT)
+    summary = run_link(options)
+    assert summary["qber_x"] > 0.15
+    assert summary["blocks"] >= 1 and summary["aborted_blocks"] == summary["blocks"]
+    assert summary["secret_bits"] == 0
+    # a block whose error correction failed has no known error rate: none is invented
+    assert summary["qber_z"] is None or summary["qber_z"] > 0.04
