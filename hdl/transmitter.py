@@ -20,9 +20,14 @@ integer divider, no fractional phase). The pins are levels per fabric clock; fin
 ODELAY or an MMCM phase shift, ``MOD_FINE_DELAY``) lies outside the core.
 
 State ring: ``ring_depth`` slots × 3 bits (state and "sent"), written at every slot start,
-read by announcements. It covers round trips up to ``ring_depth × k`` fabric clocks (2^17
-slots: 1.73 ms at 75.947 MHz; Yosys maps it to 24 RAMB18 = 12 RAMB36 of the Zynq-7020's 140,
-16K × 1 blocks). Announcements older than that — long fibres plus host batching — get no
+read by announcements, and without initial contents: an entry is only used after it was written
+in this session (an announcement for slot ``s`` is answered only if ``1 <= slot − s <=
+ring_depth``, and every slot below the counter was written since the last restart or reset), so
+its contents before the first write are never observed. Convert designs containing the core
+with :func:`transmitter_verilog`, which leaves out the initialiser Amaranth would emit. The
+ring covers round trips up to ``ring_depth × k`` fabric clocks (2^17 slots: 1.73 ms at 75.947
+MHz; Yosys maps it to 12 RAMB36 of the Zynq-7020's 140, as 32K × 1 blocks).
+Announcements older than that — long fibres plus host batching — get no
 answer (``err_out_of_ring``): the ring is the line-rate path for short delays. For long links
 the host keeps the states: with ``state_stream`` every slot's state leaves on
 ``m_axis_states`` (``STATES`` records of 16 slots; a record that finds its 16-deep queue full
@@ -40,11 +45,12 @@ cycles (:class:`~tbqkd.hdl.tagger.TagFramer`). The slot counter is 48 bits and d
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
-from amaranth.back import verilog
-from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal
+from amaranth.back import rtlil, verilog
+from amaranth.hdl import Cat, ClockDomain, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -56,9 +62,13 @@ from .tagger import TagFramer
 from .tx_records import RANDOM_BITS, STATE_PINS, STATES, STATES_PER_RECORD, TX_STREAMS
 from .tx_registers import RING_DEPTH, TX_COUNTERS, transmitter_regmap
 
-__all__ = ["Transmitter", "TransmitterTop", "TX_TOP_NAME", "RING_ENTRY", "write_transmitter"]
+__all__ = ["Transmitter", "TransmitterTop", "TX_TOP_NAME", "RING_ENTRY", "RING_MEMORY",
+           "transmitter_verilog", "write_transmitter"]
 
 TX_TOP_NAME = "tbqkd_tx"
+
+#: Name of the state ring's memory (its submodule name, the ``MEMID`` in RTLIL).
+RING_MEMORY = "ring"
 
 #: One entry of the state ring.
 RING_ENTRY = data.StructLayout({"state": 2, "sent": 1})
@@ -215,7 +225,10 @@ class Transmitter(wiring.Component):
         m.d.sync += self.reference.eq(slot_start & (ref_count == 0) & (self.ref_divider != 0))
 
         # --- state ring ---------------------------------------------------------------------
-        m.submodules.ring = ring = memory.Memory(shape=RING_ENTRY, depth=depth, init=[])
+        # No entry is read before it is written (module docstring): the zero initialiser that
+        # Amaranth requires is left out of the Verilog by transmitter_verilog().
+        ring = memory.Memory(shape=RING_ENTRY, depth=depth, init=[])
+        m.submodules[RING_MEMORY] = ring
         w_port = ring.write_port()
         r_port = ring.read_port()      # not transparent: reads the entry before this edge
         m.d.comb += [w_port.addr.eq(self.slot[:addr_bits]), w_port.data.eq(new_entry),
@@ -407,12 +420,47 @@ class TransmitterTop(wiring.Component):
         return m
 
 
+_MEMINIT_CELL = re.compile(r"^(?:  attribute [^\n]*\n)*  cell \$meminit_v2 \S+\n"
+                          r"(?:    [^\n]*\n)*?  end\n", re.M)
+
+
+def transmitter_verilog(design: Elaboratable, name: str = TX_TOP_NAME) -> str:
+    """Verilog of ``design`` (the transmitter, its top, or anything containing them) with the
+    state ring's memory uninitialised.
+
+    Amaranth 0.5 gives every memory an initialiser (a ``$meminit_v2`` cell; all zeros for
+    ``init=[]``) and Yosys's ``write_verilog`` writes it as one ``ring[i] = 3'h0;`` line per
+    entry: 131 072 lines in an ``initial`` block for the 2^17-slot ring, which Yosys's Verilog
+    front end had not read after 5 minutes. The ring's contents are never observed before
+    being written (module docstring), so its initialiser cells are removed from the RTLIL;
+    the rest is :func:`amaranth.back.verilog.convert` unchanged (same Yosys script, no
+    ``src`` attributes).
+
+    Raises
+    ------
+    ValueError
+        If ``design`` has no state ring (nothing to leave uninitialised).
+    """
+    text = rtlil.convert(design, name=name, emit_src=False)
+    memid = f'parameter \\MEMID "\\\\{RING_MEMORY}"'
+
+    def drop_ring_init(match: re.Match) -> str:
+        return "" if memid in match.group(0) else match.group(0)
+
+    stripped = _MEMINIT_CELL.sub(drop_ring_init, text)
+    if stripped == text:
+        raise ValueError(f"{name}: no initialiser of a memory named {RING_MEMORY!r} (is the "
+                         "transmitter core in this design?)")
+    # The same Yosys script as amaranth.back.verilog.convert (private in Amaranth 0.5).
+    return verilog._convert_rtlil_text(stripped)
+
+
 def write_transmitter(outdir: Path, ring_depth: int = RING_DEPTH) -> list[Path]:
     """Write ``tbqkd_tx.v``, ``tx_regmap.json`` and ``TX_REGISTERS.md`` into ``outdir``
     (files rewritten only when their content changes)."""
     from .build import write_if_changed
     top = TransmitterTop(ring_depth)
-    files = {f"{TX_TOP_NAME}.v": verilog.convert(top, name=TX_TOP_NAME, emit_src=False),
+    files = {f"{TX_TOP_NAME}.v": transmitter_verilog(top, TX_TOP_NAME),
              "tx_regmap.json": top.regmap.to_json(top=TX_TOP_NAME, ring_depth=ring_depth),
              "TX_REGISTERS.md": top.regmap.to_markdown()}
     paths = [Path(outdir) / name for name in files]

@@ -64,11 +64,17 @@ class LinkError(ProtocolError):
 
 @dataclass(frozen=True)
 class LinkSettings:
-    """What both nodes agree on before the link starts."""
+    """What both nodes agree on before the link starts.
+
+    ``z_pulse_fraction`` is the share of slots Alice prepares in the Z basis: the multi-photon
+    bound of the key length counts every multi-photon pulse she prepared in Z. Bob's basis
+    split is passive, so it does not thin them out: Eve can send a multi-photon pulse on as
+    several photons, one of which then reaches the Z detector almost surely.
+    """
 
     block_bits: int = 1_000_000        # sifted Z bits per distillation block (closed at a batch)
     min_block_bits: int = 20_000       # the last, partial block is distilled if this long
-    z_pulse_fraction: float = 0.4      # Z-basis pulses per slot: Alice's P(Z) x Bob's Z split
+    z_pulse_fraction: float = 0.8      # Alice's P(Z): her Z-basis pulses per slot
     divider: int = 65_536              # slots per reference pulse
 
     def __post_init__(self) -> None:

@@ -17,6 +17,12 @@ maximum transfer length (``buffer_max_size``, from the DMA's ``c_sg_length_width
 ``FRAME_WORDS`` whose frames would not fit. Bytes taken from the DMA beyond what a caller asked
 for wait in a host-side queue for the next call: nothing is dropped.
 
+:class:`AxiCoreDevice` is that machinery for any core of this project, given its register table
+and its stream routes (:class:`tbqkd.hdl.ip.DmaChannel`); :class:`PynqDevice` is the receiver
+(routes :data:`~tbqkd.hdl.ip.DMA_CHANNELS`, the error-signal interrupt) and
+:class:`tbqkd.host.transmitter.TransmitterDevice` the transmitter
+(:data:`~tbqkd.hdl.ip.TX_DMA_CHANNELS`). :func:`overlay_core` finds either in an overlay.
+
 ``pynq`` itself is imported only inside :func:`open_pynq_device` (and by
 :mod:`tbqkd.host.pynq_driver`, which is imported only from there), so this module works, and is
 tested, on machines without it.
@@ -27,20 +33,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from tbqkd.hdl.config import TaggerConfig
-from tbqkd.hdl.ip import DMA_CHANNELS, IRQ_PORT, VLNV, VLNV_PREFIX, DmaChannel
+from tbqkd.hdl.ip import DMA_CHANNELS, IRQ_PORT, VLNV, DmaChannel
 from tbqkd.hdl.registers import core_regmap
 from tbqkd.hdl.regmap import RegisterMap
 
 from .device import Device, DeviceError
 
-__all__ = ["PynqDevice", "StreamTimeout", "open_pynq_device", "PYNQ_MISSING",
-           "DEFAULT_BUFFER_BYTES"]
+__all__ = ["AxiCoreDevice", "PynqDevice", "StreamTimeout", "open_pynq_device", "PYNQ_MISSING",
+           "DEFAULT_BUFFER_BYTES", "find_core_ip", "overlay_core"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +89,12 @@ class _Stream:
     timeouts: int = 0
 
 
-class PynqDevice(Device):
-    """A receiver core behind an AXI4-Lite window and AXI DMAs (see the module docstring).
+class AxiCoreDevice(Device):
+    """A core behind an AXI4-Lite window and one AXI DMA per stream port (module docstring).
+
+    What the receiver (:class:`PynqDevice`) and the transmitter
+    (:class:`tbqkd.host.transmitter.TransmitterDevice`) share: registers by name at the offsets
+    of ``regmap`` only, and the streams of ``routes`` through their DMAs.
 
     Parameters
     ----------
@@ -92,19 +102,19 @@ class PynqDevice(Device):
         The core's register window: ``read(offset) -> int`` and ``write(offset, value)``, byte
         offsets from the core's base address (a ``pynq.MMIO`` or the core's IP driver).
     regmap
-        The register table the core was built from (``core_regmap(config)``).
+        The register table the core was built from.
     dmas
         Stream port prefix → its AXI DMA driver (``pynq.lib.dma.DMA``: ``buffer_max_size`` and
         the ``recvchannel`` / ``sendchannel`` the stream needs). Streams not given cannot be
         used; a design may leave out, say, the tag stream's DMA.
+    routes
+        The core's stream ports and their DMA channels (:data:`tbqkd.hdl.ip.DMA_CHANNELS` for
+        the receiver, :data:`~tbqkd.hdl.ip.TX_DMA_CHANNELS` for the transmitter).
     allocate
         ``allocate(shape=(n,), dtype=np.uint8)`` giving DMA-able buffers (``pynq.allocate``;
         imported from pynq when not given).
     buffer_bytes
         Size of each stream's buffer (capped by the DMA's maximum transfer length).
-    interrupt
-        The core's ``irq`` as an object with ``async wait()`` (a ``pynq.Interrupt``), or
-        ``None``: :meth:`wait_window` then polls ``CORE_STATUS.irq``.
     poll_s
         Sleep between DMA status polls while waiting.
 
@@ -116,28 +126,27 @@ class PynqDevice(Device):
     """
 
     def __init__(self, mmio: Any, regmap: RegisterMap, dmas: Mapping[str, Any] | None = None, *,
+                 routes: Sequence[DmaChannel] = DMA_CHANNELS,
                  allocate: Callable[..., Any] | None = None,
-                 buffer_bytes: int = DEFAULT_BUFFER_BYTES, interrupt: Any = None,
-                 poll_s: float = 1e-4) -> None:
+                 buffer_bytes: int = DEFAULT_BUFFER_BYTES, poll_s: float = 1e-4) -> None:
         super().__init__(regmap)
         self._mmio = mmio
         self._allocate = allocate
-        self._interrupt = interrupt
         self._poll_s = poll_s
         self._closed = False
         self._frame_words: int | None = None
-        self._last_window_index: int | None = None
+        self._routes = tuple(routes)
         self._words: dict[int, tuple[str, bool]] = {}     # offset -> (register, writable)
         for reg in regmap:
             for w in range(reg.words):
                 self._words[reg.offset + 4 * w] = (reg.name, reg.access != "ro")
-        routes = {r.stream: r for r in DMA_CHANNELS}
+        by_stream = {r.stream: r for r in self._routes}
         self._streams: dict[str, _Stream] = {}
         for stream, dma in (dmas or {}).items():
-            if stream not in routes:
+            if stream not in by_stream:
                 raise DeviceError(f"the core has no stream port {stream!r}; it has "
-                                  f"{sorted(routes)}")
-            self._streams[stream] = self._make_stream(routes[stream], dma, buffer_bytes)
+                                  f"{sorted(by_stream)}")
+            self._streams[stream] = self._make_stream(by_stream[stream], dma, buffer_bytes)
 
     @staticmethod
     def _make_stream(route: DmaChannel, dma: Any, buffer_bytes: int) -> _Stream:
@@ -154,57 +163,6 @@ class PynqDevice(Device):
                 f"the DMA for {route.stream} moves at most {max_transfer} bytes per transfer, "
                 f"less than one {route.record_bytes}-byte record")
         return _Stream(route, channel, size)
-
-    # --- construction from an overlay -------------------------------------------------------
-    @classmethod
-    def from_overlay(cls, overlay: Any, *, config: TaggerConfig | None = None,
-                     core: str | None = None, dma_names: Mapping[str, str | None] | None = None,
-                     check: bool = True, **options: Any) -> PynqDevice:
-        """The core of a loaded ``pynq.Overlay``, with the DMAs wired to its streams.
-
-        The core is the IP whose type is :data:`tbqkd.hdl.ip.VLNV` (or the one named
-        ``core``); each stream's DMA is the IP named in ``dma_names`` (stream prefix → instance
-        path such as ``"dmas/dma_rx"``, ``None`` for a stream without DMA) or, for streams not
-        in it, ``dma_<stream prefix>`` if the design has it. ``options`` go to the constructor.
-
-        Raises
-        ------
-        DeviceError
-            If the overlay has no (or more than one) tbqkd core, only one of another version, or
-            a DMA named in ``dma_names`` is missing.
-        DeviceMismatch
-            If ``check`` and the core's ID does not match the register table of ``config``.
-        """
-        ip_dict = overlay.ip_dict
-        name = core if core is not None else _find_core(ip_dict)
-        if name not in ip_dict:
-            raise DeviceError(f"the overlay has no IP named {name!r}")
-        ip = _resolve(overlay, name)
-        dmas = {}
-        names = dict(dma_names or {})
-        for route in DMA_CHANNELS:
-            dma_name = names.pop(route.stream, route.dma)
-            if dma_name is None:
-                continue
-            if dma_name not in ip_dict:
-                if route.stream in (dma_names or {}):
-                    raise DeviceError(f"DMA {dma_name!r} for {route.stream} is not in the "
-                                      f"overlay; its IP: {sorted(ip_dict)}")
-                logger.info("no DMA %r: stream %s not available", dma_name, route.stream)
-                continue
-            dmas[route.stream] = _resolve(overlay, dma_name)
-        if names:
-            raise DeviceError(f"dma_names names unknown stream ports {sorted(names)}")
-        interrupt = getattr(ip, IRQ_PORT, None)
-        if interrupt is not None and not hasattr(interrupt, "wait"):
-            interrupt = None
-        options.setdefault("interrupt", interrupt)
-        device = cls(ip, core_regmap(config or TaggerConfig()), dmas, **options)
-        if check:
-            device.check_identity()
-        if hasattr(ip, "attach"):
-            ip.attach(device)
-        return device
 
     # --- registers --------------------------------------------------------------------------
     def _check_open(self) -> None:
@@ -266,7 +224,7 @@ class PynqDevice(Device):
         try:
             s = self._streams[stream]
         except KeyError:
-            known = sorted(r.stream for r in DMA_CHANNELS)
+            known = sorted(r.stream for r in self._routes)
             if stream in known:
                 raise DeviceError(f"stream {stream!r} has no DMA in this design") from None
             raise DeviceError(f"no stream {stream!r}; the core's streams are {known}") from None
@@ -435,6 +393,48 @@ class PynqDevice(Device):
             raise DeviceError(f"DMA for {s.route.stream} sent {moved} bytes, not a whole "
                               "number of records")
 
+    def try_write_stream(self, data: bytes, *, stream: str) -> int:
+        """Hand input ``stream`` at most one transfer of ``data`` without waiting; return the
+        bytes handed over (whole records; 0 while the previous transfer is still in flight).
+
+        For a stream the host keeps topped up (random bits): call it often; whatever it did not
+        take is the caller's to offer again.
+
+        Raises
+        ------
+        DeviceError
+            For an unknown stream or one without DMA, a partial record, or a DMA error.
+        """
+        s = self._stream(stream, receives=False)
+        record = s.route.record_bytes
+        if len(data) % record:
+            raise DeviceError(f"{len(data)} bytes is not a whole number of {record}-byte "
+                              f"records for {stream}")
+        if s.armed:
+            if not self._finished(s, 0.0):
+                return 0
+            self._check_sent(s, self._complete(s))
+        piece = bytes(data[:s.transfer_bytes])
+        if not piece:
+            return 0
+        s.buffer[:len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+        try:
+            if not s.channel.running:
+                s.channel.start()
+            s.channel.transfer(s.buffer, start=0, nbytes=len(piece))
+        except (RuntimeError, ValueError) as exc:
+            raise DeviceError(f"DMA for {stream} refused a {len(piece)}-byte transfer: "
+                              f"{exc}") from None
+        s.armed = len(piece)
+        return len(piece)
+
+    def stream_in_flight(self, stream: str) -> int:
+        """Bytes of input ``stream`` handed to its DMA and not yet taken by the core."""
+        s = self._stream(stream, receives=False)
+        if s.armed and self._finished(s, 0.0):
+            self._check_sent(s, self._complete(s))
+        return s.armed
+
     def stream_stats(self) -> dict[str, dict[str, int]]:
         """Per stream: transfers completed, bytes moved, bytes waiting in the host queue,
         partial-record transfers and their stray bytes, timeouts."""
@@ -448,6 +448,100 @@ class PynqDevice(Device):
     def streams(self) -> tuple[str, ...]:
         """The stream ports this device has a DMA for."""
         return tuple(self._streams)
+
+    # --- lifetime ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the DMA channels with a transfer in flight and free every buffer.
+
+        Frames the S2MM channels had not completed are abandoned; read the streams empty
+        before closing to keep them.
+        """
+        if self._closed:
+            return
+        for s in self._streams.values():
+            if s.armed:
+                try:
+                    s.channel.stop()
+                except RuntimeError as exc:
+                    logger.warning("stopping the DMA for %s: %s", s.route.stream, exc)
+                s.armed = 0
+            if s.buffer is not None:
+                s.buffer.freebuffer()
+                s.buffer = None
+        self._closed = True
+
+    def __enter__(self) -> AxiCoreDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PynqDevice(AxiCoreDevice):
+    """The receiver core behind an AXI4-Lite window and AXI DMAs (see the module docstring).
+
+    Parameters
+    ----------
+    mmio
+        The core's register window (a ``pynq.MMIO`` or the core's IP driver).
+    regmap
+        The register table the core was built from (``core_regmap(config)``).
+    dmas
+        Stream port prefix → its AXI DMA driver (:data:`tbqkd.hdl.ip.DMA_CHANNELS`).
+    interrupt
+        The core's ``irq`` as an object with ``async wait()`` (a ``pynq.Interrupt``), or
+        ``None``: :meth:`wait_window` then polls ``CORE_STATUS.irq``.
+    options
+        ``allocate``, ``buffer_bytes``, ``poll_s`` of :class:`AxiCoreDevice`.
+
+    Raises
+    ------
+    DeviceError
+        If a DMA lacks the channel its stream needs, or its maximum transfer cannot hold one
+        record.
+    """
+
+    def __init__(self, mmio: Any, regmap: RegisterMap, dmas: Mapping[str, Any] | None = None, *,
+                 allocate: Callable[..., Any] | None = None,
+                 buffer_bytes: int = DEFAULT_BUFFER_BYTES, interrupt: Any = None,
+                 poll_s: float = 1e-4) -> None:
+        super().__init__(mmio, regmap, dmas, routes=DMA_CHANNELS, allocate=allocate,
+                         buffer_bytes=buffer_bytes, poll_s=poll_s)
+        self._interrupt = interrupt
+        self._last_window_index: int | None = None
+
+    # --- construction from an overlay -------------------------------------------------------
+    @classmethod
+    def from_overlay(cls, overlay: Any, *, config: TaggerConfig | None = None,
+                     core: str | None = None, dma_names: Mapping[str, str | None] | None = None,
+                     check: bool = True, **options: Any) -> PynqDevice:
+        """The core of a loaded ``pynq.Overlay``, with the DMAs wired to its streams.
+
+        The core is the IP whose type is :data:`tbqkd.hdl.ip.VLNV` (or the one named
+        ``core``); each stream's DMA is the IP named in ``dma_names`` (stream prefix → instance
+        path such as ``"dmas/dma_rx"``, ``None`` for a stream without DMA) or, for streams not
+        in it, ``dma_<stream prefix>`` if the design has it. ``options`` go to the constructor.
+
+        Raises
+        ------
+        DeviceError
+            If the overlay has no (or more than one) tbqkd core, only one of another version, or
+            a DMA named in ``dma_names`` is missing.
+        DeviceMismatch
+            If ``check`` and the core's ID does not match the register table of ``config``.
+        """
+        ip, dmas = overlay_core(overlay, vlnv=VLNV, routes=DMA_CHANNELS, core=core,
+                                dma_names=dma_names)
+        interrupt = getattr(ip, IRQ_PORT, None)
+        if interrupt is not None and not hasattr(interrupt, "wait"):
+            interrupt = None
+        options.setdefault("interrupt", interrupt)
+        device = cls(ip, core_regmap(config or TaggerConfig()), dmas, **options)
+        if check:
+            device.check_identity()
+        if hasattr(ip, "attach"):
+            ip.attach(device)
+        return device
 
     # --- interrupt --------------------------------------------------------------------------
     async def wait_window(self, *, timeout_s: float | None = None,
@@ -488,47 +582,70 @@ class PynqDevice(Device):
         while not self.read_fields("CORE_STATUS")["irq"]:
             await asyncio.sleep(poll_s)
 
-    # --- lifetime ---------------------------------------------------------------------------
-    def close(self) -> None:
-        """Stop the DMA channels with a transfer in flight and free every buffer.
-
-        Frames the S2MM channels had not completed are abandoned; read the streams empty
-        before closing to keep them.
-        """
-        if self._closed:
-            return
-        for s in self._streams.values():
-            if s.armed:
-                try:
-                    s.channel.stop()
-                except RuntimeError as exc:
-                    logger.warning("stopping the DMA for %s: %s", s.route.stream, exc)
-                s.armed = 0
-            if s.buffer is not None:
-                s.buffer.freebuffer()
-                s.buffer = None
-        self._closed = True
-
     def __enter__(self) -> PynqDevice:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+
+def overlay_core(overlay: Any, *, vlnv: str, routes: Sequence[DmaChannel],
+                 core: str | None = None,
+                 dma_names: Mapping[str, str | None] | None = None) -> tuple[Any, dict[str, Any]]:
+    """The driver of a core in a loaded overlay, and the DMAs of its streams.
+
+    The core is the one IP of type ``vlnv`` (or the one named ``core``); each stream's DMA is
+    the IP named in ``dma_names`` (stream prefix → instance path such as ``"dmas/dma_rx"``,
+    ``None`` for a stream without DMA) or, for streams not in it, the route's ``dma_<prefix>``
+    if the design has it.
+
+    Raises
+    ------
+    DeviceError
+        If the overlay has no (or more than one) such core, only one of another version, a DMA
+        named in ``dma_names`` is missing, or ``dma_names`` names a stream the core lacks.
+    """
+    ip_dict = overlay.ip_dict
+    name = core if core is not None else find_core_ip(ip_dict, vlnv)
+    if name not in ip_dict:
+        raise DeviceError(f"the overlay has no IP named {name!r}")
+    ip = _resolve(overlay, name)
+    dmas = {}
+    names = dict(dma_names or {})
+    for route in routes:
+        dma_name = names.pop(route.stream, route.dma)
+        if dma_name is None:
+            continue
+        if dma_name not in ip_dict:
+            if route.stream in (dma_names or {}):
+                raise DeviceError(f"DMA {dma_name!r} for {route.stream} is not in the "
+                                  f"overlay; its IP: {sorted(ip_dict)}")
+            logger.info("no DMA %r: stream %s not available", dma_name, route.stream)
+            continue
+        dmas[route.stream] = _resolve(overlay, dma_name)
+    if names:
+        raise DeviceError(f"dma_names names unknown stream ports {sorted(names)}")
+    return ip, dmas
 
 
-def _find_core(ip_dict: Mapping[str, Mapping[str, Any]]) -> str:
-    """The name of the one IP of type :data:`VLNV` in ``ip_dict``."""
-    exact = [name for name, d in ip_dict.items() if d.get("type") == VLNV]
+def find_core_ip(ip_dict: Mapping[str, Mapping[str, Any]], vlnv: str = VLNV) -> str:
+    """The name of the one IP of type ``vlnv`` in ``ip_dict`` (pynq's ``Overlay.ip_dict``).
+
+    Raises
+    ------
+    DeviceError
+        If there is none, several, or only one of another version of the same IP.
+    """
+    exact = [name for name, d in ip_dict.items() if d.get("type") == vlnv]
     if len(exact) == 1:
         return exact[0]
     if len(exact) > 1:
-        raise DeviceError(f"the overlay has several tbqkd cores {sorted(exact)}: name one")
+        raise DeviceError(f"the overlay has several tbqkd cores of type {vlnv} "
+                          f"{sorted(exact)}: name one")
+    prefix = vlnv.rpartition(":")[0]
     other = {name: d.get("type") for name, d in ip_dict.items()
-             if str(d.get("type", "")).startswith(VLNV_PREFIX + ":")}
+             if str(d.get("type", "")).startswith(prefix + ":")}
     if other:
-        raise DeviceError(f"the overlay's tbqkd core is {other}, this host drives {VLNV}: "
+        raise DeviceError(f"the overlay's tbqkd core is {other}, this host drives {vlnv}: "
                           "rebuild the bitstream or install the matching host package")
-    raise DeviceError(f"the overlay has no IP of type {VLNV}")
+    raise DeviceError(f"the overlay has no IP of type {vlnv}")
 
 
 def _resolve(overlay: Any, path: str) -> Any:

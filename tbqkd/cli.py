@@ -183,8 +183,17 @@ def node(role: str = typer.Argument(..., help="alice | bob | psk"),
          backend: str = _BACKEND, scenario: str = _SCENARIO, distance_km: float = _DISTANCE,
          duration: float = _DURATION, seed: int = _SEED, no_feedback: bool = _NO_FEEDBACK,
          eve: str = _EVE, as_json: bool = _JSON, out: str = _OUT, block_bits: int = _BLOCK,
-         ec: str = _EC) -> None:
-    """Alice and Bob as two processes over TCP (`tbqkd node psk KEYFILE` makes a shared key)."""
+         ec: str = _EC,
+         bitfile: str = typer.Option(None, help="pynq: this node's bitstream (.hwh beside it)"),
+         qrng: str = typer.Option(None, help="pynq, alice: random-bit device or file (default: "
+                                  "the OS generator, not for production keys)"),
+         slot_divider: int = typer.Option(1, help="pynq, alice: fabric clocks per pulse slot "
+                                          "(the bitstream's --aclk-mhz / --ref-clk-mhz)")) -> None:
+    """Alice and Bob as two processes over TCP (`tbqkd node psk KEYFILE` makes a shared key).
+
+    With `--backend pynq` each runs on its own board: Alice drives her transmitter core, Bob
+    his receiver core and detectors.
+    """
     import os
     import secrets
 
@@ -209,7 +218,8 @@ def node(role: str = typer.Argument(..., help="alice | bob | psk"),
     key = _read_psk(psk)
     options = RunOptions(backend=backend, scenario=scenario, distance_km=distance_km,
                          duration_s=duration, seed=seed, feedback=not no_feedback, eve=eve,
-                         run_dir=out, block_bits=block_bits, ec_method=ec, live=not as_json)
+                         run_dir=out, block_bits=block_bits, ec_method=ec, live=not as_json,
+                         bitfile=bitfile, qrng=qrng, slot_divider=slot_divider)
     from tbqkd.host.device import DeviceError
     from tbqkd.host.protocol import ProtocolError
 

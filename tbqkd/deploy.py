@@ -12,8 +12,8 @@ against their manifest (docs/DEPLOY.md). Only ``bitstream`` and ``check`` need A
 ``fetch`` and ``verify`` run on the board with the standard library alone.
 
 Roles plug in by name (:data:`ROLES`): ``bob`` is the receiver core (:mod:`tbqkd.hdl.top`);
-``alice`` is the transmitter core (``tbqkd.hdl.transmitter.TransmitterTop``, core pending),
-found by the same conventions once it exists.
+``alice`` is the transmitter core (:class:`tbqkd.hdl.transmitter.TransmitterTop`), packaged by
+the same conventions (:mod:`tbqkd.hdl.ip`'s vendor, library, version and port names).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import importlib
 import json
 import logging
 import os
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "DeployError", "VivadoNotFound", "CorePending", "ChecksumMismatch",
+    "DeployError", "VivadoNotFound", "ChecksumMismatch",
     "Board", "BOARDS", "board", "Role", "ROLES", "CoreBuild", "StreamSpec", "core_build",
     "BuildOptions", "build_params", "tcl_word", "tcl_list", "params_tcl", "write_params",
     "find_vivado", "run_vivado", "vivado_version", "git_revision", "sha256_file",
@@ -76,10 +75,6 @@ class DeployError(Exception):
 
 class VivadoNotFound(DeployError):
     """No ``vivado`` executable on ``PATH``."""
-
-
-class CorePending(DeployError):
-    """The role's core does not exist in this tree yet (``alice`` until the transmitter lands)."""
 
 
 class ChecksumMismatch(DeployError):
@@ -257,42 +252,31 @@ def _receiver_core(config: Any = None) -> CoreBuild:
 
 
 def _transmitter_core(config: Any = None) -> CoreBuild:
-    """Alice: the transmitter core (core pending), found by the receiver's conventions.
+    """Alice: the transmitter core, named by :mod:`tbqkd.hdl.ip` (``TX_*``).
 
-    Expects ``tbqkd.hdl.transmitter.TransmitterTop`` (a flat ``wiring.Component`` with
-    ``aclk``, ``aresetn``, ``s_axi_*``, ``[ms]_axis*`` ports and a ``regmap`` attribute; a
-    ``primitives`` argument if it has vendor primitives) and ``TX_TOP_NAME`` (or ``TOP_NAME``).
-    The IP is ``<vendor>:<library>:<IP_NAME>:<IP_VERSION>`` with ``IP_NAME`` from that module
-    (default ``tbqkd_transmitter``) and the version from it or from :mod:`tbqkd.hdl.ip`.
+    ``config``: the state ring's depth in slots (default
+    :data:`tbqkd.hdl.tx_registers.RING_DEPTH`). The core has no vendor primitives and no
+    interrupt; its streams are those of :data:`tbqkd.hdl.ip.TX_DMA_CHANNELS`, one AXI DMA
+    each. The Verilog comes from :func:`tbqkd.hdl.transmitter.transmitter_verilog` (the state
+    ring without initialiser).
     """
-    try:
-        module = importlib.import_module("tbqkd.hdl.transmitter")
-        top_class = module.TransmitterTop
-    except (ModuleNotFoundError, AttributeError):
-        raise CorePending("alice: core pending: the transmitter core (hdl/transmitter.py, "
-                          "TransmitterTop) is not in this tree yet") from None
-    import inspect
-
-    from amaranth.back import verilog
-
     from .hdl import ip
-    kwargs = {"primitives": "xc7"} if "primitives" in \
-        inspect.signature(top_class).parameters else {}
-    top = top_class(config, **kwargs) if config is not None else top_class(**kwargs)
+    from .hdl.transmitter import TX_TOP_NAME, TransmitterTop, transmitter_verilog
+    from .hdl.tx_registers import RING_DEPTH
+
+    ring_depth = RING_DEPTH if config is None else int(config)
+    top = TransmitterTop(ring_depth)
     ports = _signature_ports(top)
-    regmap = top.regmap
-    ip_name = getattr(module, "IP_NAME", "tbqkd_transmitter")
-    prefixes = sorted({p for p in map(_stream_prefix, ports) if p})
-    streams = tuple(StreamSpec(p, ports[f"{p}_tdata"][0], ports[f"{p}_tdata"][1],
-                               f"{ip.DMA_NAME_PREFIX}{p}") for p in prefixes)
-    top_name = getattr(module, "TX_TOP_NAME", getattr(module, "TOP_NAME", "tbqkd_tx"))
+    streams = tuple(StreamSpec(c.stream, c.port.direction, c.port.record.width, c.dma)
+                    for c in ip.TX_DMA_CHANNELS)
     return CoreBuild(
-        role="alice", top=top_name, verilog=verilog.convert(top, name=top_name, emit_src=False),
-        ports=ports, ip_vendor=ip.IP_VENDOR, ip_library=ip.IP_LIBRARY, ip_name=ip_name,
-        ip_version=getattr(module, "IP_VERSION", ip.IP_VERSION), instance=f"{ip_name}_0",
-        clock_port=ip.CLOCK_PORT, reset_n_port=ip.RESET_N_PORT,
-        irq_port=ip.IRQ_PORT if ip.IRQ_PORT in ports else None, axi_lite=ip.AXI_LITE_PORT,
-        streams=streams, regmap=regmap, config=dict(getattr(config, "as_dict", dict)()))
+        role="alice", top=TX_TOP_NAME, verilog=transmitter_verilog(top, TX_TOP_NAME),
+        ports=ports, ip_vendor=ip.IP_VENDOR, ip_library=ip.IP_LIBRARY,
+        ip_name=ip.TX_IP_NAME, ip_version=ip.IP_VERSION,
+        instance=ip.TX_INSTANCE_NAME, clock_port=ip.CLOCK_PORT,
+        reset_n_port=ip.RESET_N_PORT, irq_port=ip.IRQ_PORT if ip.IRQ_PORT in ports else None,
+        axi_lite=ip.AXI_LITE_PORT, streams=streams, regmap=top.regmap,
+        config={"ring_depth": ring_depth})
 
 
 @dataclass(frozen=True)
@@ -308,7 +292,8 @@ class Role:
 ROLES: dict[str, Role] = {
     "bob": Role("bob", "tbqkd_bob", "receiver core (time tagger, sifting, error signal, DAC)",
                 _receiver_core),
-    "alice": Role("alice", "tbqkd_alice", "transmitter core (core pending)", _transmitter_core),
+    "alice": Role("alice", "tbqkd_alice", "transmitter core (random states, modulator pins, "
+                  "answers to Bob's announcements)", _transmitter_core),
 }
 
 
@@ -319,8 +304,6 @@ def core_build(role: str, config: Any = None) -> CoreBuild:
     ------
     DeployError
         For an unknown role.
-    CorePending
-        If the role's core is not in this tree yet.
     """
     if role not in ROLES:
         raise DeployError(f"unknown role {role!r}; roles: {sorted(ROLES)}")
@@ -335,13 +318,17 @@ class BuildOptions:
 
     ``clock_source``: ``"reference"`` (the fabric clock from the external reference input
     through an MMCM; the default) or ``"ps"`` (from the PS's 100 MHz clock, for bring-up
-    without a reference); ``ref_clk_mhz``: frequency of the reference input.
+    without a reference); ``ref_clk_mhz``: frequency of the reference input; ``aclk_mhz``: the
+    fabric clock of a core whose logic does not depend on its clock period (``alice``: k ×
+    the pulse rate); ``None`` takes it from the core's clock period (``bob``'s
+    ``TaggerConfig``), or 250 MHz for a core without one.
     """
 
     ref_clk_mhz: float = 10.0
     clock_source: str = "reference"
     jobs: int = 2
     allow_timing_failure: bool = False
+    aclk_mhz: float | None = None
 
     def __post_init__(self) -> None:
         if self.clock_source not in ("reference", "ps"):
@@ -352,6 +339,9 @@ class BuildOptions:
                               "input range (10 to 800 MHz)")
         if self.jobs < 1:
             raise DeployError("jobs must be >= 1")
+        if self.aclk_mhz is not None and not 10.0 <= self.aclk_mhz <= 800.0:
+            raise DeployError(f"fabric clock {self.aclk_mhz} MHz outside the MMCM's output range "
+                              "(10 to 800 MHz)")
 
 
 _ACCESS = {"ro": "read-only", "rw": "read-write", "wp": "write-only", "rc": "read-write"}
@@ -407,15 +397,21 @@ def build_params(board_name: str, core: CoreBuild, options: BuildOptions, *,
     Raises
     ------
     DeployError
-        If the board has no constraints for the role, or the core's clock cannot come from
-        the MMCM.
+        If the board has no constraints for the role, the core's clock cannot come from the
+        MMCM, or ``options.aclk_mhz`` is given for a core whose logic is built for its clock
+        period.
     """
     b = board(board_name)
     xdc = b.xdc(core.role)
     if not xdc.exists():
-        raise DeployError(f"no constraints for {core.role} on {b.name}: write {xdc}"
-                          + (" (core pending)" if core.role == "alice" else ""))
+        raise DeployError(f"no constraints for {core.role} on {b.name}: write {xdc}")
     period_ps = core.config.get("period_num", 4000) / core.config.get("period_den", 1)
+    if options.aclk_mhz is not None:
+        if "period_num" in core.config:
+            raise DeployError(f"{core.role}: the fabric clock follows the core's clock period "
+                              f"({1e6 / period_ps:g} MHz, set in its configuration); "
+                              "--aclk-mhz is for cores without one")
+        period_ps = 1e6 / options.aclk_mhz
     aclk_mhz = 1e6 / period_ps
     if not 10.0 <= aclk_mhz <= 800.0:
         raise DeployError(f"fabric clock {aclk_mhz:.3f} MHz is outside the MMCM's range")
@@ -468,15 +464,14 @@ def write_params(board_name: str, role: str, options: BuildOptions | None = None
 
     Raises
     ------
-    DeployError, CorePending
+    DeployError
         See :func:`core_build` and :func:`build_params`.
     """
     from .hdl.build import write_if_changed
 
     b = board(board_name)
     if role in ROLES and not b.xdc(role).exists():     # before elaborating for a minute
-        raise DeployError(f"no constraints for {role} on {b.name}: write {b.xdc(role)}"
-                          + (" (core pending)" if role == "alice" else ""))
+        raise DeployError(f"no constraints for {role} on {b.name}: write {b.xdc(role)}")
     work_dir = Path(work_dir or DEFAULT_WORK_DIR / f"{b.name}-{role}").resolve()
     out_dir = Path(out_dir or BITSTREAMS_DIR / b.name).resolve()
     if core is None:
@@ -1028,7 +1023,7 @@ def bitstream(board_name: str, role: str, options: BuildOptions | None = None, *
     ------
     VivadoNotFound
         Without ``vivado`` on ``PATH``.
-    DeployError, CorePending
+    DeployError
         If generation, the build, or the manifest fails.
     """
     vivado = find_vivado()
@@ -1065,6 +1060,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="frequency of the reference clock input (default 10)")
         p.add_argument("--clock-source", default="reference", choices=("reference", "ps"))
         p.add_argument("--jobs", type=int, default=2)
+        p.add_argument("--aclk-mhz", type=float, default=None,
+                       help="fabric clock of the alice role (k x the pulse rate; default 250)")
         p.add_argument("--allow-timing-failure", action="store_true",
                        help="write the bitstream even if timing is not met")
     p = sub.add_parser("link", help="write .link files for a board's built files")
@@ -1080,7 +1077,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("bitstream", "check"):
             options = BuildOptions(args.ref_clk_mhz, args.clock_source, args.jobs,
-                                   args.allow_timing_failure)
+                                   args.allow_timing_failure, args.aclk_mhz)
             if args.command == "bitstream":
                 print(bitstream(args.board, args.role, options))
                 return 0

@@ -10,6 +10,7 @@ folder, which :mod:`tbqkd.host.report` turns into plots and an offline HTML repo
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import secrets
 import time
@@ -23,15 +24,18 @@ from tbqkd.hdl.config import TaggerConfig
 from tbqkd.hdl.records import Role
 
 if TYPE_CHECKING:
+    from tbqkd.host.device import Device
     from tbqkd.host.distill import DistillConfig
+    from tbqkd.host.link import BringUp, Station
+    from tbqkd.sim.twin import Scenario
 
-__all__ = ["RunOptions", "RunError", "parse_eve", "run_link", "serve_alice", "make_alice",
-           "distill_config", "BACKENDS"]
+__all__ = ["RunOptions", "RunError", "LinkSetup", "open_link", "parse_eve", "run_link",
+           "serve_alice", "make_alice", "start_transmitter", "distill_config", "BACKENDS"]
 
 BACKENDS = ("verilator", "model", "pynq")
 ROLES = [Role.REFERENCE, Role.Z, Role.X_PLUS, Role.X_MINUS, Role.OFF]
 PRE_SHARED_KEY_BYTES = 32_768   # 16 KiB of pad per direction: above the refill target
-MAX_STEP_S = 0.25
+MAX_STEP_S = 0.5                 # two steps per 1 s feedback window at 120 km
 ANNOUNCEMENTS_PER_STEP = 12_000  # inside the core's pending store (16 384 records)
 
 
@@ -55,6 +59,9 @@ class RunOptions:
     feedback_window_s: float = 1.0
     live: bool = True
     report: bool = True
+    bitfile: str | None = None      # pynq: this node's bitstream (default: bitstreams/<board>/)
+    qrng: str | None = None         # pynq, Alice: random-bit device or file (else the OS's)
+    slot_divider: int = 1           # pynq, Alice: fabric clocks per slot, as her bitstream's clock
 
 
 def parse_eve(spec: str | None) -> float:
@@ -107,11 +114,22 @@ def _open_device(backend: str, config: TaggerConfig):
         if backend == "model":
             from tbqkd.sim.model_device import open_model_device
             return open_model_device(config)
-        raise RunError("the pynq backend runs on a PYNQ board with the tbqkd overlay and "
-                       "Alice's transmitter; here use --backend verilator or model "
-                       "(see README, 'Deploy on a board')")
+        raise RunError(f"unknown backend {backend!r}")
     except (DeviceError, OSError) as error:
         raise RunError(f"backend {backend} not available: {error}") from None
+
+
+def _open_board(options: RunOptions):
+    """Bob's receiver overlay on this PYNQ board (pynq is imported only here)."""
+    from tbqkd.host.device import DeviceError
+
+    try:
+        from tbqkd.host.pynq_overlay import TbqkdOverlay
+
+        return TbqkdOverlay(options.bitfile)
+    except (DeviceError, OSError, ImportError) as error:
+        raise RunError(f"backend pynq not available: {error} (on a PC use --backend verilator "
+                       "or model; on a board see docs/DEPLOY.md)") from None
 
 
 def _step_s(twin) -> float:
@@ -180,12 +198,79 @@ def _fmt(value, spec: str = ".3g", unit: str = "") -> str:
     return f"{value:{spec}}{unit}"
 
 
+@dataclass
+class LinkSetup:
+    """Bob's side of a run before the link starts: the core, the station feeding it, and the
+    nominal link (scenario) the calibration starts from.
+
+    Made by :func:`open_link`; :meth:`calibrate` brings the receiver up. Hand it to
+    :func:`run_link` to run the link on this station without a second bring-up (the
+    getting-started notebook looks at the calibration first).
+    """
+
+    options: RunOptions
+    scenario: Scenario
+    config: TaggerConfig
+    device: Device
+    station: Station
+    step_s: float
+    up: BringUp | None = None
+
+    def calibrate(self) -> BringUp:
+        """Run the bring-up (:func:`tbqkd.host.link.bring_up`) once; return its result."""
+        from tbqkd.host.link import bring_up
+        from tbqkd.sim.twin.channel import LinkBudget
+
+        if self.up is None:
+            scenario = self.scenario
+            self.up = bring_up(
+                self.station, roles=ROLES[:self.config.n_channels],
+                slot_period_ps=scenario.period_ps_fraction(),
+                bin_separation_ps=scenario.alice.time_bin_separation_ps,
+                expected_delay_ps=LinkBudget.of(scenario).fibre_delay_ps,
+                divider=scenario.reference.divider, visibility=scenario.bob.visibility)
+        return self.up
+
+    def close(self) -> None:
+        self.device.close()
+
+
+def open_link(options: RunOptions) -> LinkSetup:
+    """Open the backend's core and build Bob's station for a run of ``options``.
+
+    Raises
+    ------
+    RunError
+        On a bad setting or a backend that is not available.
+    """
+    from tbqkd.sim.station import TwinStation
+    from tbqkd.sim.twin import Twin
+
+    scenario = _check(options)
+    config = TaggerConfig()
+    twin = Twin(scenario, seed=options.seed)     # on a board: its expected rates only
+    step_s = _step_s(twin)
+    duration_s = _bring_up_seconds(twin, scenario, step_s) + options.duration_s
+    if options.backend == "pynq":
+        from tbqkd.host.board import BoardStation
+
+        device = _open_board(options).core
+        station = BoardStation(device, step_s=step_s, duration_s=duration_s)
+    else:
+        device = _open_device(options.backend, config)
+        station = TwinStation(device, twin, config, duration_s=duration_s, step_s=step_s,
+                              frontend_seed=options.seed)
+    return LinkSetup(options, scenario, config, device, station, step_s)
+
+
 def run_link(options: RunOptions, *, console=None, alice_address: str | None = None,
-             psk: bytes | None = None) -> dict:
+             psk: bytes | None = None, setup: LinkSetup | None = None) -> dict:
     """Run the link as ``options`` say; return the summary (the ``--json`` object).
 
     Alice runs in this process, or in another one serving at ``alice_address`` (``tbqkd node
-    alice``); both need the same pre-shared key ``psk`` then.
+    alice``); both need the same pre-shared key ``psk`` then. ``setup`` is a station opened
+    (and perhaps calibrated) by :func:`open_link` with the same options; by default the run
+    opens its own. The run closes the device at the end.
 
     Raises
     ------
@@ -197,10 +282,8 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
     from tbqkd.host.auth import AuthenticatedChannel
     from tbqkd.host.feedback import FeedbackConfig, PhaseController
     from tbqkd.host.keystore import KeyStore
-    from tbqkd.host.link import BobNode, LinkSettings, bring_up, exchange
+    from tbqkd.host.link import BobNode, LinkSettings, exchange
     from tbqkd.host.report import RunLog, write_report
-    from tbqkd.sim.station import TwinStation
-    from tbqkd.sim.twin import Twin
 
     console = console or Console(stderr=True)
     scenario = _check(options)
@@ -209,8 +292,15 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
         "%Y%m%d-%H%M%S"))
     if run_dir.exists() and any(run_dir.iterdir()):
         raise RunError(f"run folder {run_dir} exists and is not empty; choose another --out")
-    config = TaggerConfig()
-    device = _open_device(options.backend, config)
+    if options.backend == "pynq" and alice_address is None:
+        raise RunError("on boards Alice runs on her own board: start `tbqkd node alice --backend "
+                       "pynq --listen HOST:PORT` there and `tbqkd node bob --backend pynq "
+                       "--connect HOST:PORT` here (docs/DEPLOY.md)")
+    if setup is None:
+        setup = open_link(options)
+    elif setup.options != options:
+        raise RunError("the station was opened for other run options")
+    station, device, step_s = setup.station, setup.device, setup.step_s
     log = RunLog(run_dir)
     from tbqkd import __version__
     log.write({"type": "run", "started": _dt.datetime.now(_dt.timezone.utc).isoformat(),
@@ -218,20 +308,11 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
                "distance_km": scenario.channel.distance_km, "duration_s": options.duration_s,
                "seed": options.seed, "feedback": options.feedback, "eve": options.eve,
                "tbqkd_version": __version__})
-    twin = Twin(scenario, seed=options.seed)
-    step_s = _step_s(twin)
-    bring_up_s = _bring_up_seconds(twin, scenario, step_s)
-    station = TwinStation(device, twin, config, duration_s=bring_up_s + options.duration_s,
-                          step_s=step_s, frontend_seed=options.seed)
     rx = station.receiver
-    budget = twin.budget
-    with console.status(f"bringing the receiver up ({options.backend} backend)"):
-        up = bring_up(station, roles=ROLES[:config.n_channels],
-                      slot_period_ps=scenario.period_ps_fraction(),
-                      bin_separation_ps=scenario.alice.time_bin_separation_ps,
-                      expected_delay_ps=budget.fibre_delay_ps,
-                      divider=scenario.reference.divider,
-                      visibility=scenario.bob.visibility)
+    if setup.up is None:
+        with console.status(f"bringing the receiver up ({options.backend} backend)"):
+            setup.calibrate()
+    up = setup.up
     link_start_s = station.link_time_s
     log.write({"type": "calibration", **up.calibration.to_dict(),
                "tdc_hits": up.tdc_hits, "slot_offset": up.slot_offset,
@@ -257,7 +338,7 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
     distill = distill_config(options, scenario)
     a = scenario.alice
     settings = LinkSettings(block_bits=options.block_bits, min_block_bits=options.min_block_bits,
-                            z_pulse_fraction=(a.p_early + a.p_late) * scenario.bob.z_fraction,
+                            z_pulse_fraction=a.p_early + a.p_late,
                             divider=scenario.reference.divider)
     bob_store = KeyStore(run_dir / "bob_keys.sqlite")
     bob = BobNode(AuthenticatedChannel("bob", psk), distill, station, settings,
@@ -502,27 +583,73 @@ def _stores_match(alice, bob, alice_store, bob_store) -> bool:
 
 def distill_config(options: RunOptions, scenario) -> DistillConfig:
     """The distillation settings both nodes derive from the same run options."""
-    from tbqkd.host import finite_key
     from tbqkd.host.distill import DistillConfig
+    from tbqkd.sim.twin.analytic import security_parameters, source_parameters
 
-    source = finite_key.SourceParameters(
-        g2=scenario.source.g2, mean_photon_number=min(1.0, scenario.source.efficiency))
-    return DistillConfig(method=options.ec_method, source=source,
+    return DistillConfig(method=options.ec_method, source=source_parameters(scenario),
+                         security=security_parameters(scenario),
                          max_block_bits=max(10_000_000, options.block_bits * 2))
 
 
-def make_alice(options: RunOptions, scenario, psk: bytes, run_dir: Path):
-    """Alice's node and key store; her states are the twin's Alice of the same seed."""
+def make_alice(options: RunOptions, scenario, psk: bytes, run_dir: Path, states=None):
+    """Alice's node and key store. Her ``states`` (slots → states) default to the twin's Alice
+    of the same seed; on a board they come from her transmitter (:func:`start_transmitter`)."""
     from tbqkd.host.auth import AuthenticatedChannel
     from tbqkd.host.keystore import KeyStore
     from tbqkd.host.link import AliceNode
-    from tbqkd.sim.twin.alice import CounterAlice
 
-    states = CounterAlice(scenario.alice, options.seed)
+    if states is None:
+        from tbqkd.sim.twin.alice import CounterAlice
+
+        states = CounterAlice(scenario.alice, options.seed).states
     store = KeyStore(Path(run_dir) / "alice_keys.sqlite")
     node = AliceNode(AuthenticatedChannel("alice", psk), distill_config(options, scenario),
-                     states.states, keystore=store)
+                     states, keystore=store)
     return node, store
+
+
+#: Seconds of slots Alice's host keeps: the longest sifting round trip she can answer.
+STATE_HISTORY_S = 2.0
+#: Seconds between two turns of the transmitter's host loop (random bits in, states out).
+TRANSMITTER_SERVICE_S = 0.001
+
+
+def start_transmitter(options: RunOptions, scenario):
+    """Alice's transmitter core on this PYNQ board, configured from the scenario and running.
+
+    Random bits come from ``options.qrng`` (a QRNG device or file) or, labelled not for
+    production keys, from the OS generator.
+
+    Raises
+    ------
+    RunError
+        If the overlay, the core or the random source is not available.
+    """
+    from tbqkd.host.device import DeviceError
+    from tbqkd.host.transmitter import (
+        AliceTransmitter,
+        RandomSource,
+        RandomSourceError,
+        StateHistory,
+        TransmitterSettings,
+    )
+
+    try:
+        from tbqkd.host.pynq_overlay import TransmitterOverlay
+
+        overlay = TransmitterOverlay(options.bitfile)
+        source = RandomSource.from_path(options.qrng) if options.qrng else \
+            RandomSource.os_generator()
+        a = scenario.alice
+        tx = AliceTransmitter(overlay.core, source, StateHistory.for_seconds(
+            STATE_HISTORY_S, scenario.source.pulse_rate_hz))
+        tx.start(TransmitterSettings(p_z=a.p_early + a.p_late,
+                                     four_state=a.protocol == "four-state",
+                                     slot_divider=options.slot_divider,
+                                     ref_divider=scenario.reference.divider))
+    except (DeviceError, RandomSourceError, OSError, ImportError, ValueError) as error:
+        raise RunError(f"Alice's transmitter not available: {error} (docs/DEPLOY.md)") from None
+    return tx
 
 
 def serve_alice(options: RunOptions, listen: str, psk: bytes, *, console=None) -> dict:
@@ -540,18 +667,33 @@ def serve_alice(options: RunOptions, listen: str, psk: bytes, *, console=None) -
     scenario = _check(options)
     run_dir = Path(options.run_dir or Path("runs") / (
         _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-alice"))
-    run_dir.mkdir(parents=True, exist_ok=True)
     try:
         host, port = parse_address(listen)
     except ValueError as error:
         raise RunError(str(error)) from None
-    node, store = make_alice(options, scenario, psk, run_dir)
+    tx = start_transmitter(options, scenario) if options.backend == "pynq" else None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    node, store = make_alice(options, scenario, psk, run_dir,
+                             states=tx.fresh_states if tx is not None else None)
     server = AliceServer(node.receive)
+
+    async def keep_transmitter_fed() -> None:
+        while True:                  # random bits in, states out, between Bob's requests
+            tx.service()
+            await asyncio.sleep(TRANSMITTER_SERVICE_S)
 
     async def main() -> None:
         tcp = await asyncio.start_server(server.handle, host, port)
+        feeder = asyncio.ensure_future(keep_transmitter_fed()) if tx is not None else None
         async with tcp:
-            await server.finished.wait()
+            finished = asyncio.ensure_future(server.finished.wait())
+            waits = [finished] + ([feeder] if feeder is not None else [])
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                task.cancel()
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    raise task.exception()       # the transmitter failed: the run stops
 
     try:
         asyncio.run(main())
@@ -559,6 +701,9 @@ def serve_alice(options: RunOptions, listen: str, psk: bytes, *, console=None) -
         raise RunError(f"cannot listen on {listen}: {error}") from None
     finally:
         store.close()
+        if tx is not None:
+            tx.stop()
+            (run_dir / "transmitter.json").write_text(json.dumps(tx.run_log(), default=str))
     accounts = node.distill.accounts
     return {"role": "alice", "blocks": len(node.outcomes),
             "blocks_with_key": accounts.blocks_with_key, "secret_bits": accounts.stored_bits,

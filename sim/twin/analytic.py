@@ -1,4 +1,4 @@
-"""Analytic expectations of a scenario, and the simple finite-key estimate used to calibrate it.
+"""Analytic expectations of a scenario, and the secret-key rate used to calibrate it.
 
 Everything here is closed-form from the scenario (no sampling), at a fixed interferometer phase,
 ignoring dead time except through :func:`dead_time_rate` and ignoring Eve.
@@ -20,17 +20,14 @@ Error contributions (each as a share of the gated clicks of the basis)
     both X detectors in the same middle gate (counted as half an error each, as with a random
     assignment of double clicks).
 
-Finite-key estimate (the calibration target, pending the full pipeline)
-    With ``n_Z`` sifted Z events and ``n_X`` X events (|+> or |-> sent, X middle-gate click)
-    over one block, error rates ``e_Z`` and ``e_X``::
-
-        gamma  = sqrt((n_Z + n_X)(1 - e_X) e_X / (n_Z n_X ln 2)
-                      * log2((n_Z + n_X) / (n_Z n_X (1 - e_X) e_X) * 21**2 / eps_sec**2))
-        e_ph   = e_X + gamma                         (Lim et al., PRA 89, 022307 (2014))
-        Delta  = P(two-photon pulse) / P(gated click)   (GLLP worst case, no decoys)
-        l      = n_Z (1 - Delta)(1 - h(e_ph / (1 - Delta))) - f n_Z h(e_Z)
-                 - 6 log2(21 / eps_sec) - log2(2 / eps_cor)
-        rate   = max(l, 0) / block_duration
+Secret-key rate (the calibration target)
+    :func:`finite_key_rate` puts the expected block (``n_Z``, ``e_Z``, ``n_X``,
+    ``e_X``, the Z-basis pulses, ``f n_Z h(e_Z)`` disclosed by error correction, the
+    verification tag) into the formula the link distils with,
+    :func:`tbqkd.host.finite_key.secret_key_length`, with its abort thresholds. ``e_X`` is
+    taken at ``analysis.lock_phase_error_rad``, the offset the locked feedback loop keeps (its
+    dither), since that is what the link measures. So the twin is calibrated against the number
+    the whole system distils, by the formula that decides the key length.
 """
 
 from __future__ import annotations
@@ -45,7 +42,8 @@ from .params import Channel, Scenario, State
 from .source import SlotClock
 
 __all__ = ["Expectation", "expected", "arrival_cdf", "binary_entropy", "finite_key_rate",
-           "gate_clicks", "dead_time_rate", "calibrate"]
+           "source_parameters", "security_parameters", "gate_clicks",
+           "dead_time_rate", "calibrate"]
 
 
 def binary_entropy(p: float) -> float:
@@ -243,34 +241,52 @@ def expected(scenario: Scenario, phase_rad: float = 0.0) -> Expectation:
     )
 
 
-def finite_key_rate(scenario: Scenario, exp: Expectation | None = None) -> dict[str, float]:
-    """Secret bits per second of the simple finite-key estimate (module docstring).
+def finite_key_rate(scenario: Scenario, exp: Expectation | None = None) -> dict:
+    """Secret bits per second the key pipeline's formula gives for one expected block.
 
-    Returns the rate and the intermediate quantities (``n_z``, ``n_x``, ``e_ph``, ...).
+    ``exp`` defaults to the expectation at ``analysis.lock_phase_error_rad``. Returns the rate
+    and the block's terms (``n_z``, ``n_x``, ``e_z``, ``e_x``, ``e_ph`` the phase-error bound,
+    ``phi_1`` the single-photon phase error, ``delta`` the multi-photon share of ``n_z``,
+    ``secret_bits``, ``abort_reason``).
     """
-    exp = exp or expected(scenario)
+    from tbqkd.host import finite_key
+    from tbqkd.host.polyhash import lanes_for
+
     ana = scenario.analysis
+    exp = exp or expected(scenario, ana.lock_phase_error_rad)
     block = ana.block_duration_s
-    n_z = exp.sifted_z_rate_hz() * block
-    n_x = exp.sifted_x_rate_hz() * block
-    e_x = min(max(exp.e_x, 1e-9), 0.5)
-    eps = ana.epsilon_security
-    if n_z < 1 or n_x < 1:
-        return {"rate_bps": 0.0, "n_z": n_z, "n_x": n_x, "e_z": exp.e_z, "e_x": exp.e_x,
-                "e_ph": 0.5, "delta": 0.0, "secret_bits": 0.0}
-    gamma = math.sqrt((n_z + n_x) * (1 - e_x) * e_x / (n_z * n_x * math.log(2))
-                      * math.log2((n_z + n_x) / (n_z * n_x * (1 - e_x) * e_x) * 21 ** 2
-                                  / eps ** 2))
-    e_ph = min(e_x + gamma, 0.5)
-    p_click = (exp.sifted_z_per_slot + exp.sifted_x_per_slot) / _basis_match(scenario)
-    delta = min(exp.photon_probability[1] / p_click, 1.0) if p_click > 0 else 1.0
-    single = 1 - delta
-    e_ph1 = min(e_ph / single, 0.5) if single > 0 else 0.5
-    bits = (n_z * single * (1 - binary_entropy(e_ph1))
-            - ana.error_correction_efficiency * n_z * binary_entropy(exp.e_z)
-            - 6 * math.log2(21 / eps) - math.log2(2 / ana.epsilon_correctness))
-    return {"rate_bps": max(bits, 0.0) / block, "n_z": n_z, "n_x": n_x, "e_z": exp.e_z,
-            "e_x": exp.e_x, "e_ph": e_ph, "delta": delta, "secret_bits": max(bits, 0.0)}
+    n_z = int(exp.sifted_z_rate_hz() * block)
+    n_x = int(exp.sifted_x_rate_hz() * block)
+    a = scenario.alice
+    pulses = int(exp.slots_per_s * block * (a.p_early + a.p_late))     # Alice's Z pulses
+    report = finite_key.secret_key_length(
+        n_z=n_z, errors_z=round(exp.e_z * n_z), n_x=n_x, e_x=round(exp.e_x * n_x),
+        pulses=pulses,
+        leak_ec_bits=math.ceil(ana.error_correction_efficiency * n_z * binary_entropy(exp.e_z)),
+        leak_verify_bits=64 * lanes_for(-(-n_z // 8) + 8, ana.epsilon_correctness),
+        source=source_parameters(scenario), security=security_parameters(scenario),
+        thresholds=finite_key.AbortThresholds())
+    return {"rate_bps": report.key_bits / block, "n_z": n_z, "n_x": n_x, "e_z": exp.e_z,
+            "e_x": exp.e_x, "e_ph": report.phase_error_upper,
+            "phi_1": report.phase_error_single,
+            "delta": report.multiphoton_upper / n_z if n_z else 1.0,
+            "secret_bits": report.key_bits, "abort_reason": report.abort_reason}
+
+
+def source_parameters(scenario: Scenario):
+    """The source as the key pipeline's security analysis sees it (g2(0), mean photon number)."""
+    from tbqkd.host.finite_key import SourceParameters
+
+    return SourceParameters(g2=scenario.source.g2,
+                            mean_photon_number=min(1.0, scenario.source.efficiency))
+
+
+def security_parameters(scenario: Scenario):
+    """The scenario's secrecy and correctness parameters, for the key pipeline."""
+    from tbqkd.host.finite_key import SecurityParameters
+
+    ana = scenario.analysis
+    return SecurityParameters(eps_sec=ana.epsilon_security, eps_cor=ana.epsilon_correctness)
 
 
 def _basis_match(scenario: Scenario) -> float:
@@ -284,10 +300,12 @@ def calibrate(scenario: Scenario, target_bps: float | None = None,
               target_e_x: float = 0.10) -> tuple[float, float]:
     """Source efficiency and visibility meeting the key-rate and error-rate targets.
 
-    Two conditions fix the two calibrated quantities: the finite-key estimate gives
+    Two conditions fix the two calibrated quantities: :func:`finite_key_rate` gives
     ``target_bps`` (default: ``analysis.target_secret_rate_bps``) and the X-basis error rate
-    (the larger of the two) is ``target_e_x``. Of the two efficiencies giving the target rate
-    at a visibility (rate rises with brightness, then falls as two-photon pulses take over),
+    (the larger of the two), as the locked link measures it (at
+    ``analysis.lock_phase_error_rad``), is ``target_e_x``. Of the two efficiencies giving the
+    target rate at a visibility (rate rises with brightness, then falls as multi-photon pulses
+    take over),
     the brighter one is taken: the dimmer one is dark-count limited with an X error above 11 %.
     Returns ``(efficiency, visibility)``.
 
@@ -297,26 +315,34 @@ def calibrate(scenario: Scenario, target_bps: float | None = None,
         If the targets cannot be met with a visibility in [0.5, 1].
     """
     target = scenario.analysis.target_secret_rate_bps if target_bps is None else target_bps
+    lock_phase = scenario.analysis.lock_phase_error_rad
 
     def rate(eta: float, visibility: float) -> float:
         trial = scenario.with_overrides(source__efficiency=eta, bob__visibility=visibility)
         return finite_key_rate(trial)["rate_bps"]
 
-    def efficiency(visibility: float) -> float:
+    def brightest_best(visibility: float) -> tuple[float, float]:
         best = optimize.minimize_scalar(lambda le: -rate(math.exp(le), visibility),
                                         bounds=(math.log(1e-3), math.log(0.9)),
                                         method="bounded", options={"xatol": 1e-4})
-        if -best.fun < target:
+        return math.exp(best.x), -best.fun
+
+    def efficiency(visibility: float) -> float:
+        eta_best, best = brightest_best(visibility)
+        if best < target:
             raise ValueError(f"visibility {visibility:.3f} cannot reach {target} bit/s")
         return optimize.brentq(lambda eta: rate(eta, visibility) - target,
-                               math.exp(best.x), 0.999, xtol=1e-7)
+                               eta_best, 0.999, xtol=1e-7)
 
     def x_error(visibility: float) -> float:
         trial = scenario.with_overrides(source__efficiency=efficiency(visibility),
                                         bob__visibility=visibility)
-        return expected(trial).e_x - target_e_x
+        return expected(trial, lock_phase).e_x - target_e_x
 
-    visibility = optimize.brentq(x_error, 0.6, 1.0, xtol=1e-6)
+    reachable = [v for v in np.linspace(0.5, 1.0, 51) if brightest_best(v)[1] >= target]
+    if not reachable:
+        raise ValueError(f"no visibility in [0.5, 1] reaches {target} bit/s")
+    visibility = optimize.brentq(x_error, reachable[0], 1.0, xtol=1e-6)
     return efficiency(visibility), visibility
 
 

@@ -327,12 +327,16 @@ class AnalysisParams:
     epsilon_security: float = 1e-10        # secrecy parameter of the finite-key bound
     epsilon_correctness: float = 1e-15     # correctness parameter
     target_secret_rate_bps: float = 15.0   # what the calibration aims at
+    lock_phase_error_rad: float = 0.15     # phase offset of the locked loop (its dither)
 
     def validate(self) -> None:
         """Raise :class:`ScenarioError` on a non-positive gate or block."""
         _positive("analysis.gate_width_ps", self.gate_width_ps)
         _positive("analysis.block_duration_s", self.block_duration_s)
         _positive("analysis.error_correction_efficiency", self.error_correction_efficiency)
+        if not 0 <= self.lock_phase_error_rad < math.pi:
+            raise ScenarioError("analysis.lock_phase_error_rad must be in [0, pi), got "
+                                f"{self.lock_phase_error_rad}")
 
 
 _SECTIONS = {

@@ -1,11 +1,17 @@
-"""Synthesis: xc7z020 resources (Yosys synth_xilinx) and ECP5-85 fmax (nextpnr-ecp5)."""
+"""Synthesis: xc7z020 resources (Yosys synth_xilinx) and ECP5-85 fmax (nextpnr-ecp5), both cores."""
 
 from __future__ import annotations
 
 import time
 
 from tbqkd.hdl.config import TaggerConfig
-from tbqkd.hdl.synth import ecp5_fmax, xilinx_utilisation
+from tbqkd.hdl.synth import (
+    ecp5_fmax,
+    transmitter_fmax,
+    transmitter_utilisation,
+    xilinx_utilisation,
+)
+from tbqkd.hdl.tx_registers import RING_DEPTH
 
 #: xc7z020 (PYNQ-Z2) capacity, for the percentages.
 XC7Z020 = {"luts": 53_200, "ffs": 106_400, "brams": 140, "dsps": 220}
@@ -18,6 +24,10 @@ def run(quick: bool = False) -> dict:
     tagger = xilinx_utilisation(config, tagger_only=True)
     xilinx_s = time.perf_counter() - started
     fmax = None if quick else ecp5_fmax(config)
+    tx_started = time.perf_counter()
+    tx = transmitter_utilisation(RING_DEPTH)
+    tx_xilinx_s = time.perf_counter() - tx_started
+    tx_fmax = None if quick else transmitter_fmax(RING_DEPTH)
     return {
         "design": "tbqkd_rx (whole receiver core: tagger, slots, classifier, histograms, "
                   "sifter, error signal, DAC), 5 channels, delay_line W=256, front-end "
@@ -29,5 +39,12 @@ def run(quick: bool = False) -> dict:
         "fmax_mhz": fmax,
         "fmax_part": "LFE5U-85F-8 (CABGA756), nextpnr-ecp5, seed 1",
         "xilinx_part": "xc7z020 (Yosys synth_xilinx -family xc7)",
+        "tx_design": f"tbqkd_tx (whole transmitter core with its register bank), state ring "
+                     f"{RING_DEPTH} slots x 3 bits; fmax through the few-pin PinHarness",
+        "tx_luts": tx.luts, "tx_ffs": tx.ffs, "tx_brams": tx.brams, "tx_dsps": tx.dsps,
+        "tx_luts_percent": round(100 * tx.luts / XC7Z020["luts"], 1),
+        "tx_brams_percent": round(100 * tx.brams / XC7Z020["brams"], 1),
+        "tx_fmax_mhz": tx_fmax,
         "wall_s": round(time.perf_counter() - started, 1), "xilinx_wall_s": round(xilinx_s, 1),
+        "tx_xilinx_wall_s": round(tx_xilinx_s, 1),
     }

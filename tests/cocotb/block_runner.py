@@ -36,18 +36,24 @@ def _build_dir(name: str, verilog_text: str) -> Path:
     return BUILD / f"{name}-{hashlib.sha256(verilog_text.encode()).hexdigest()[:12]}"
 
 
+def _plain_verilog(component: object, name: str) -> str:
+    return verilog.convert(component, name=name, emit_src=False)
+
+
 def run_block_test(name: str, make_component: Callable[[], object], *, test_module: str,
                    testcase: str, extra_env: dict[str, str] | None = None,
-                   seed: int = 1) -> None:
+                   seed: int = 1,
+                   convert: Callable[[object, str], str] = _plain_verilog) -> None:
     """Convert ``make_component()`` to Verilog as top ``name``, build it, run ``testcase``.
 
     The build is cached by the generated Verilog, so editing other gateware does not rebuild
-    it. ``test_module`` is a module in ``tests/cocotb``.
+    it. ``test_module`` is a module in ``tests/cocotb``. ``convert(component, name)`` makes the
+    Verilog (the deployment's own converter where it differs from Amaranth's).
     A failing cocotb test fails the calling pytest test (the runner raises).
     """
     os.environ.update({k: v for k, v in verilator_env().items()
                        if k in ("VERILATOR_ROOT", "PATH", "MAKEFLAGS")})
-    text = verilog.convert(make_component(), name=name, emit_src=False)
+    text = convert(make_component(), name)
     build_dir = _build_dir(name, text)
     source = build_dir / f"{name}.v"
     runner = get_runner("verilator")

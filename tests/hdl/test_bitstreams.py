@@ -1,10 +1,10 @@
 """Board-free checks of the Vivado build path (bitstreams/, tbqkd.deploy): no Vivado needed.
 
 The build TCL runs for real in a Tcl interpreter whose Vivado commands are recorded
-(:func:`tbqkd.deploy.dry_run`); what it would build is checked against the receiver's
-generated Verilog (``generate_verilog(..., primitives="xc7")``), hdl/ip.py, records.STREAMS,
-the register table and the board XDC. Mutated copies of the scripts and parameters show that
-the checks catch what they claim to.
+(:func:`tbqkd.deploy.dry_run`); what it would build is checked against the generated Verilog
+(the receiver's ``generate_verilog(..., primitives="xc7")``, the transmitter's
+``transmitter_verilog``), hdl/ip.py, the stream tables, the register tables and the board XDC.
+Mutated copies of the scripts and parameters show that the checks catch what they claim to.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ from tbqkd.hdl import ip
 from tbqkd.hdl.config import TaggerConfig
 from tbqkd.hdl.records import STREAMS
 from tbqkd.hdl.registers import core_regmap
+from tbqkd.hdl.transmitter import TX_TOP_NAME
+from tbqkd.hdl.tx_records import TX_STREAMS
+from tbqkd.hdl.tx_registers import RING_DEPTH, transmitter_regmap
 from tbqkd.host.pynq_device import DEFAULT_BUFFER_BYTES
 
 from tbqkd import deploy
@@ -439,19 +442,187 @@ def test_links_fetch_and_check(tmp_path):
         deploy.read_link(link)
 
 
-# --- alice, options ----------------------------------------------------------------------------
+# --- alice: the transmitter core -------------------------------------------------------------
 
-def test_alice_plugs_in_by_name_or_says_core_pending(tmp_path):
-    assert set(deploy.ROLES) == {"alice", "bob"}
-    try:
+#: Alice's board pins: (PYNQ-Z2 master XDC: JA1-3, JB1, JA7), (ZCU104 UG1267: PMOD0 2-4, 7, 1).
+ALICE_PINS = {
+    "pynq-z2": {"mod_early": "Y18", "mod_late": "Y19", "mod_phase": "Y16", "reference": "W14",
+                "ref_clk": "U18"},
+    "zcu104": {"mod_early": "H8", "mod_late": "G7", "mod_phase": "H7", "reference": "G6",
+               "ref_clk": "G8"},
+}
+ALICE_OUTPUTS = ("mod_early", "mod_late", "mod_phase", "reference")
+
+
+@pytest.fixture(scope="module")
+def transmitter() -> deploy.CoreBuild:
+    return deploy.core_build("alice")
+
+
+@pytest.fixture(scope="module")
+def alice_builds(transmitter, tmp_path_factory) -> dict[str, tuple[Path, deploy.TclTrace]]:
+    """Parameter file and dry-run trace of the transmitter on every board."""
+    out = {}
+    for name in deploy.BOARDS:
+        work = tmp_path_factory.mktemp(f"alice-{name}")
+        params, _ = deploy.write_params(name, "alice", work_dir=work / "work",
+                                        out_dir=work / "out", core=transmitter)
+        out[name] = (params, deploy.dry_run(params))
+    return out
+
+
+def _alice_pins(trace: deploy.TclTrace, command: str) -> set[str]:
+    prefix = f"{ip.TX_INSTANCE_NAME}/"
+    return {c[-1][len(prefix):] for c in trace.commands(command) if c[-1].startswith(prefix)}
+
+
+@pytest.mark.parametrize("board", sorted(deploy.BOARDS))
+def test_alice_build_passes_every_check(alice_builds, transmitter, board):
+    params, trace = alice_builds[board]
+    assert deploy.check_build(trace, transmitter, transmitter.verilog,
+                              transmitter_regmap(RING_DEPTH)) == []
+    assert trace.params["xdc"].endswith(f"{board}-alice.xdc")
+    assert trace.params["name"] == "tbqkd_alice" and trace.params["top"] == TX_TOP_NAME
+
+
+def test_alice_verilog_ports_and_widths(transmitter):
+    ports = deploy.verilog_ports(transmitter.verilog, TX_TOP_NAME)
+    assert ports == transmitter.ports
+    for port in TX_STREAMS:
+        assert ports[f"{port.prefix}_tdata"] == (port.direction, port.record.width)
+        assert ports[f"{port.prefix}_tready"][0] == ("in" if port.direction == "out" else "out")
+    assert {name: ports[name] for name in ALICE_OUTPUTS} == {n: ("out", 1) for n in ALICE_OUTPUTS}
+    # the state ring is generated without an initialiser (hdl/transmitter.py)
+    assert f"reg [2:0] ring [{RING_DEPTH - 1}:0];" in transmitter.verilog
+    assert "ring[0] = " not in transmitter.verilog
+
+
+def test_alice_connects_her_pins_streams_and_no_interrupt(alice_builds, transmitter):
+    ports = deploy.verilog_ports(transmitter.verilog, TX_TOP_NAME)
+    for _, trace in alice_builds.values():
+        pins = _alice_pins(trace, "get_bd_pins")
+        assert pins <= set(ports)
+        widths = {c[-1]: int(c[c.index("-from") + 1]) + 1 if "-from" in c else 1
+                  for c in trace.commands("create_bd_port")}
+        assert {n for n in pins if n in widths} == set(ALICE_OUTPUTS)
+        assert set(widths) == set(ALICE_OUTPUTS) | {"ref_clk"}
+        assert _alice_pins(trace, "get_bd_intf_pins") == \
+            {ip.AXI_LITE_PORT} | {p.prefix for p in TX_STREAMS}
+        assert trace.params["irq_port"] == "" and ip.IRQ_PORT not in ports
+        assert not [c for c in trace.commands("create_bd_cell") if c[-1] == "irq_concat_0"]
+        cells = {c[-1]: c[c.index("-vlnv") + 1] for c in trace.commands("create_bd_cell")}
+        assert cells[ip.TX_INSTANCE_NAME] == ip.TX_VLNV
+        for channel in ip.TX_DMA_CHANNELS:
+            side = "s2mm" if channel.receives else "mm2s"
+            key = f"CONFIG.c_s_axis_{side}_tdata_width" if channel.receives else \
+                f"CONFIG.c_m_axis_{side}_tdata_width"
+            assert int(deploy._properties(trace, channel.dma)[key]) == 8 * channel.record_bytes
+
+
+def test_alice_register_offsets_in_the_tcl_match_the_table(alice_builds):
+    _, trace = alice_builds["pynq-z2"]
+    table = transmitter_regmap(RING_DEPTH)
+    regs = {c[-1][4:]: c for c in trace.commands("set_property")
+            if len(c) == 4 and c[1] == "address_offset"}
+    assert set(regs) == {r.name for r in table}
+    assert all(int(regs[r.name][2], 16) == r.offset for r in table)
+    assert int(regs["RING_DEPTH"][2], 16) == table["RING_DEPTH"].offset
+    values = [c for c in trace.commands("set_property") if c[1:3] == ["value",
+                                                                       f"0x{table.hash:08X}"]]
+    assert values, "the register-table hash is not an IP parameter"
+    (package,) = trace.commands("ipx::package_project")
+    assert package[package.index("-vendor") + 1] == ip.IP_VENDOR
+    assert trace.params["vlnv"] == ip.TX_VLNV
+
+
+@pytest.mark.parametrize("board", sorted(deploy.BOARDS))
+def test_alice_xdc_pins(alice_builds, board):
+    _, trace = alice_builds[board]
+    constrained = deploy.xdc_ports(deploy.BOARDS[board].xdc("alice").read_text())
+    assert {p: c.get("PACKAGE_PIN") for p, c in constrained.items()} == ALICE_PINS[board]
+    for name in ALICE_OUTPUTS:
+        assert constrained[name]["IOSTANDARD"] == "LVCMOS33"
+        assert constrained[name]["SLEW"] == "FAST" and constrained[name]["IOB"] == "TRUE"
+    # The pulse clock takes bob's pin (the same clock-capable pin on both boards' roles).
+    bob = deploy.xdc_ports(deploy.BOARDS[board].xdc("bob").read_text())
+    assert constrained["ref_clk"]["PACKAGE_PIN"] == bob["ref_clk"]["PACKAGE_PIN"]
+    # every constrained port is a port of the block design
+    assert set(constrained) <= {c[-1] for c in trace.commands("create_bd_port")}
+
+
+def test_alice_check_catches_a_broken_copy(alice_builds, transmitter, tmp_path):
+    params, trace = alice_builds["pynq-z2"]
+    text = Path(trace.params["xdc"]).read_text()
+    xdc = tmp_path / "alice.xdc"
+    xdc.write_text(text.replace("[get_ports mod_phase]", "[get_ports mod_phs]")
+                   .replace("PACKAGE_PIN W14", "PACKAGE_PIN Y19"))
+    regmap = transmitter.regmap
+    offset = regmap["MOD_DELAY"].offset
+    bad_params = params.read_text().replace(trace.params["xdc"], xdc.as_posix())
+    assert f"MOD_DELAY 0x{offset:04X}" in bad_params
+    bad_params = bad_params.replace(f"MOD_DELAY 0x{offset:04X}", f"MOD_DELAY 0x{offset + 4:04X}")
+    bad_params = bad_params.replace("{mod_phase out 1}", "{mod_phase out 1} {mod_gate out 1}")
+    bad = tmp_path / "params.tcl"
+    bad.write_text(bad_params)
+    problems = deploy.check_build(deploy.dry_run(bad), transmitter, transmitter.verilog, regmap)
+    assert f"TCL connects {ip.TX_INSTANCE_NAME}/mod_gate, which the Verilog lacks" in problems
+    assert any("mod_phase has no PACKAGE_PIN" in p for p in problems)
+    assert any("constrains mod_phs" in p for p in problems)
+    assert any("share package pin Y19" in p for p in problems)
+    assert f"register MOD_DELAY at 0x{offset + 4:04X} in the TCL, {offset:#x} in the table" \
+        in problems
+    # a Verilog without one of the modulator pins is caught against the component too
+    broken = transmitter.verilog.replace("mod_late", "mod_lat")
+    assert any("Verilog ports differ" in p
+               for p in deploy.check_build(trace, transmitter, broken, regmap))
+
+
+def test_alice_fabric_clock_is_k_times_the_pulse_rate(transmitter, tmp_path):
+    """The pulse clock (75.947 MHz) on ref_clk, two fabric clocks per slot: aclk 151.894 MHz."""
+    assert alice_default_mhz(transmitter) == pytest.approx(250.0)
+    options = deploy.BuildOptions(ref_clk_mhz=75.947, aclk_mhz=2 * 75.947)
+    params, _ = deploy.write_params("pynq-z2", "alice", options, work_dir=tmp_path,
+                                    core=transmitter)
+    trace = deploy.dry_run(params)
+    props = deploy._properties(trace, "clock_wizard_0")
+    assert float(props["CONFIG.CLKOUT1_REQUESTED_OUT_FREQ"]) == pytest.approx(151.894)
+    assert float(props["CONFIG.PRIM_IN_FREQ"]) == pytest.approx(75.947)
+    values = [c[2] for c in trace.commands("set_property") if c[1] == "value"]
+    assert f"{1e6 / 151.894:g}" in values                   # the ACLK_PERIOD_PS IP parameter
+    assert deploy.check_build(trace, transmitter, transmitter.verilog, transmitter.regmap) == []
+
+
+def test_bob_fabric_clock_follows_its_configuration(receiver, tmp_path):
+    with pytest.raises(deploy.DeployError, match="follows the core's clock period"):
+        deploy.write_params("pynq-z2", "bob", deploy.BuildOptions(aclk_mhz=150.0),
+                            work_dir=tmp_path, core=receiver)
+    with pytest.raises(deploy.DeployError, match="fabric clock 900.0 MHz"):
+        deploy.BuildOptions(aclk_mhz=900.0)
+
+
+def alice_default_mhz(core: deploy.CoreBuild) -> float:
+    params = deploy.build_params("pynq-z2", core, deploy.BuildOptions(),
+                                 verilog_path=Path("x.v"), work_dir=Path("w"),
+                                 out_dir=Path("o"))
+    return float(params["aclk_mhz"])
+
+
+def test_alice_check_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """`make bitstream-check ROLE=alice` (= `python -m tbqkd.deploy check --role alice`)."""
+    monkeypatch.setattr(deploy, "DEFAULT_WORK_DIR", tmp_path)
+    assert deploy.main(["check", "--board", "pynq-z2", "--role", "alice"]) == 0
+    assert capsys.readouterr().out.strip().endswith("pynq-z2/alice: ok")
+    assert (tmp_path / "pynq-z2-alice" / f"{TX_TOP_NAME}_xc7.v").is_file()
+
+
+def test_a_role_without_constraints_says_which_file_to_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(deploy, "CONSTRAINTS_DIR", tmp_path)
+    with pytest.raises(deploy.DeployError, match="no constraints for alice on pynq-z2: write "
+                       f"{tmp_path}/pynq-z2-alice.xdc$"):
         deploy.write_params("pynq-z2", "alice", work_dir=tmp_path)
-    except deploy.DeployError as exc:       # CorePending, or its constraints not written yet
-        assert "alice" in str(exc)
-        if not (Path(deploy.__file__).parent.parent / "hdl" / "transmitter.py").exists():
-            assert isinstance(exc, deploy.CorePending) and "core pending" in str(exc)
-    else:
-        assert deploy.BOARDS["pynq-z2"].xdc("alice").exists()
 
+
+# --- options ---------------------------------------------------------------------------------
 
 def test_bad_options_and_names_are_refused():
     with pytest.raises(deploy.DeployError, match="clock source"):

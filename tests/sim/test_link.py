@@ -1,12 +1,13 @@
 """The whole link: Bob's core (reference model) fed by the twin, Alice, distillation, key stores.
 
 These run the real parts end to end — bring-up on live histograms, sifting through the core's
-streams, phase feedback, LDPC, privacy amplification — on a short, bright link (80 km) so that
+streams, phase feedback, LDPC, privacy amplification — on a short, bright link (65 km) so that
 a few seconds of link time give several blocks with finite-key secret key.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import secrets
 import subprocess
@@ -28,7 +29,7 @@ from typer.testing import CliRunner
 
 from tbqkd.link_run import ROLES, RunError, RunOptions, distill_config, run_link
 
-BRIGHT = {"distance_km": 80.0}
+BRIGHT = {"distance_km": 65.0}
 
 
 def _drain_keys(path) -> list[np.ndarray]:
@@ -51,7 +52,8 @@ def test_run_on_the_model_backend_ends_with_identical_secret_keys(tmp_path):
     assert summary["secret_bits"] > 10_000
     assert 0.005 < summary["qber_z"] < 0.03 and 0.08 < summary["qber_x"] < 0.13
     assert 1.0 < summary["ec_efficiency"] < 1.5
-    assert summary["detections_per_s"] == pytest.approx(186_000, rel=0.1)
+    expected = Twin(Scenario.load("paper-120km", **BRIGHT)).expected()
+    assert summary["detections_per_s"] == pytest.approx(sum(expected.click_rate_hz), rel=0.1)
     assert summary["skr_asymptotic_bps"] > summary["skr_bps"] > 0
     run = tmp_path / "run"
     alice, bob = _drain_keys(run / "alice_keys.sqlite"), _drain_keys(run / "bob_keys.sqlite")
@@ -82,7 +84,7 @@ def _bench_link(tmp_path, seed: int, duration_s: float, block_bits: int):
                       CounterAlice(scenario.alice, seed).states,
                       keystore=KeyStore(tmp_path / "a.sqlite"))
     settings = LinkSettings(block_bits=block_bits, min_block_bits=block_bits,
-                            z_pulse_fraction=0.4, divider=scenario.reference.divider)
+                            z_pulse_fraction=0.8, divider=scenario.reference.divider)
     bob = BobNode(AuthenticatedChannel("bob", psk), distill, station, settings,
                   slot_offset=up.slot_offset, keystore=KeyStore(tmp_path / "b.sqlite"))
     bob.set_code(1 << 15)
@@ -129,12 +131,23 @@ def test_a_tampered_sifting_message_costs_its_block_and_nothing_else(tmp_path):
     (["run", "--eve", "beamsplit:0.3"], "unknown attack 'beamsplit'"),
     (["run", "--eve", "intercept-resend:1.5"], "must be in [0, 1]"),
     (["run", "--backend", "fpga"], "unknown backend 'fpga'"),
-    (["run", "--backend", "pynq"], "runs on a PYNQ board"),
+    (["run", "--backend", "pynq"], "Alice runs on her own board"),
+    (["node", "bob", "--backend", "pynq", "--connect", "127.0.0.1:9", "--psk", "PSK"],
+     "backend pynq not available"),
+    (["node", "alice", "--backend", "pynq", "--listen", "127.0.0.1:9", "--psk", "PSK"],
+     "Alice's transmitter not available"),
     (["node", "bob", "--connect", "localhost:1"], "pre-shared key"),
 ])
 def test_bad_settings_give_one_clear_line_and_a_nonzero_exit(args, message, tmp_path):
+    """``PSK`` stands for a valid pre-shared key file; the pynq cases run where pynq is not
+    installed (a PC): the board backend must then say so in one line."""
     from tbqkd.cli import app
 
+    if "pynq" in args and importlib.util.find_spec("pynq") is not None:
+        pytest.skip("pynq is installed here: the board backend would try to load a bitstream")
+    psk = tmp_path / "psk"
+    psk.write_bytes(secrets.token_bytes(2048))
+    args = [str(psk) if a == "PSK" else a for a in args]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "r")])
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -154,7 +167,7 @@ def test_alice_and_bob_as_two_processes_over_tcp(tmp_path):
     tbqkd = [sys.executable, "-m", "tbqkd"]
     subprocess.run([*tbqkd, "node", "psk", str(psk)], check=True, capture_output=True)
     assert psk.stat().st_mode & 0o777 == 0o600
-    common = ["--backend", "model", "--distance-km", "80", "--duration", "1.0", "--seed", "7",
+    common = ["--backend", "model", "--distance-km", "65", "--duration", "1.0", "--seed", "7",
               "--block-bits", "40000", "--psk", str(psk), "--json"]
     port = 20_000 + secrets.randbelow(20_000)
     alice = subprocess.Popen([*tbqkd, "node", "alice", "--listen", f"127.0.0.1:{port}",
@@ -182,7 +195,7 @@ def test_an_intercept_resend_eavesdropper_raises_qber_x_and_no_key_leaves(tmp_pa
                          min_block_bits=20_000, live=False, report=False,
                          eve="intercept-resend:0.3", run_dir=tmp_path / "run", **BRIGHT)
     summary = run_link(options)
-    assert summary["qber_x"] > 0.15
+    assert summary["qber_x"] > 0.13         # about 0.10 without Eve; 30 % intercept-resend: 0.15
     assert summary["blocks"] >= 1 and summary["aborted_blocks"] == summary["blocks"]
     assert summary["secret_bits"] == 0
     # a block whose error correction failed has no known error rate: none is invented

@@ -77,3 +77,87 @@ def test_property_success_means_equal_keys(n, error_rate, qber, seed, schedule,
     assert res_a.leaked_bits == res_b.leaked_bits
     if res_b.success:
         np.testing.assert_array_equal(res_b.key, alice_key)
+
+
+def _orders(n, qber, seed, schedule="yan"):
+    """A Cascade side's public pass orders, spelled out as explicit place -> position arrays."""
+    side = make_reconciler("cascade", "alice", np.zeros(n, dtype=np.uint8), qber, seed=seed,
+                           schedule=schedule)
+    meta, orders = side._meta, []
+    for j in range(meta.shape[1]):
+        kind, k, slot = meta[0, j], meta[1, j], meta[2, j]
+        if kind == 0:
+            orders.append(np.arange(n))
+        elif kind == 1:
+            orders.append(side._perm[slot].astype(np.int64))
+        else:
+            words = side._masks[j]
+            member = ((words[np.arange(n) >> 6] >> (np.arange(n) & 63).astype(np.uint64))
+                      & np.uint64(1)).astype(bool)
+            assert member.sum() == k  # block 0 holds exactly k positions
+            orders.append(np.concatenate([np.flatnonzero(member), np.flatnonzero(~member)]))
+    return side, orders
+
+
+@pytest.mark.parametrize("n, qber", [(1, 0.05), (2, 0.3), (63, 0.05), (64, 0.01),
+                                     (1000, 0.05), (20_001, 0.02)])
+def test_pass_orders_are_permutations_shared_by_both_sides(n, qber):
+    side, orders = _orders(n, qber, seed=5)
+    for order in orders:
+        np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    for slot in range(side._perm.shape[0]):
+        np.testing.assert_array_equal(side._pos[slot][side._perm[slot]], np.arange(n))
+    # Bob derives the same orders from the same seed; another seed gives other orders.
+    _, again = _orders(n, qber, seed=5)
+    for a, b in zip(orders, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    if n >= 1000:
+        _, other = _orders(n, qber, seed=6)
+        assert not np.array_equal(orders[-1], other[-1])
+        assert not np.array_equal(orders[1], other[1])
+
+
+def test_split_passes_put_every_bit_in_either_block_equally_often():
+    n, hits = 200, np.zeros(200)
+    for seed in range(400):
+        side, orders = _orders(n, 0.05, seed)
+        hits[orders[5][:side._meta[1, 5]]] += 1
+    # 400 draws of a uniform 100-subset: each count ~ Binomial(400, 1/2), sd 10.
+    assert np.all(np.abs(hits - 200) < 60) and abs(hits.mean() - 200) < 1e-9
+
+
+@pytest.mark.parametrize("n", [1, 77, 5000])
+def test_range_parities_match_the_explicit_orders(n):
+    from tbqkd.host.ec.cascade import _parities
+    rng = np.random.default_rng(n)
+    key = rng.integers(0, 2, n, dtype=np.uint8)
+    side, orders = _orders(n, 0.05, seed=9)
+    side = make_reconciler("cascade", "bob", key, 0.05, seed=9, schedule="yan")
+    rows = []
+    for j in range(len(orders)):
+        k = int(side._meta[1, j])
+        for _ in range(40):
+            block = rng.integers(0, (n + k - 1) // k)
+            start, end = block * k, min((block + 1) * k, n)
+            lo = int(rng.integers(start, end))
+            hi = int(rng.integers(lo, end + 1))
+            rows.append((j, lo, hi, 0))
+    q = np.array(rows, dtype=np.int64)
+    got = _parities(q, False, side._known, side._meta, side._key, side._kw, side._perm,
+                    side._masks, side._counts)
+    want = [int(key[orders[j][lo:hi]].sum() & 1) for j, lo, hi, _ in rows]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_confirmation_parities_catch_any_single_bit_difference():
+    from tbqkd.host.ec._common import confirm_parities
+    key = np.random.default_rng(4).integers(0, 2, 1000, dtype=np.uint8)
+    base = confirm_parities(key, 17, 64)
+    assert base.shape == (64,) and set(np.unique(base)) <= {0, 1}
+    np.testing.assert_array_equal(base, confirm_parities(key.copy(), 17, 64))
+    assert not np.array_equal(base, confirm_parities(key, 18, 64))
+    for x in (0, 63, 64, 500, 999):
+        other = key.copy()
+        other[x] ^= 1
+        # Each subset holds bit x with probability 1/2: about 32 of 64 parities change.
+        assert 10 < int((confirm_parities(other, 17, 64) != base).sum()) < 54

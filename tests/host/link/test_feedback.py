@@ -64,6 +64,10 @@ class Plant:
                               fringe_amplitude=self.amplitude, **settings)
 
 
+#: The X error rate of the scenario's interferometer at the fringe minimum (perfect lock).
+FLOOR = Plant.paper().mean - Plant.paper().amplitude
+
+
 def drift_windows(params: DriftParams, duration_s: float, window_s: float,
                   seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Per window, the means of cos and sin of the twin's drift over the window."""
@@ -153,10 +157,10 @@ def six_hours(plant: Plant) -> dict[str, LoopRun]:
 
 
 def test_plant_matches_scenario(plant: Plant) -> None:
-    """The fringe of the 120 km scenario: ~1300 sifted X/s, floor 10 %, visibility 0.813."""
-    assert 1200 < plant.rate_hz < 1400
-    assert plant.mean - plant.amplitude == pytest.approx(0.10, abs=1e-3)
-    assert plant.amplitude / plant.mean == pytest.approx(0.8, abs=0.01)
+    """The fringe of the 120 km scenario: ~700 sifted X/s, floor 9.5 %, visibility 0.826."""
+    assert 600 < plant.rate_hz < 800
+    assert plant.mean - plant.amplitude == pytest.approx(0.0955, abs=1e-3)
+    assert plant.amplitude / plant.mean == pytest.approx(0.81, abs=0.01)
 
 
 # --- (a) the issue's goal ---------------------------------------------------------------------
@@ -173,14 +177,14 @@ def test_six_hours_with_drift_within_one_point_of_no_drift(six_hours: dict) -> N
     # Without drift the loop sits at the dither floor a - b cos(d).
     cfg = FeedbackConfig(codes_per_rad=1.0)
     floor = 0.5 - (0.5 - still.error_rate) / math.cos(cfg.dither_rad)
-    assert floor == pytest.approx(0.10, abs=0.003)
+    assert floor == pytest.approx(FLOOR, abs=0.003)
     assert still.stats["longest_out_of_lock_run"] == 0
 
 
 def test_controller_follows_the_drift(six_hours: dict, plant: Plant) -> None:
     """The true error rate (no counting noise) stays near the floor in nearly every window."""
     drift = six_hours["drift"]
-    assert np.quantile(drift.true_rate, 0.999) < 0.10 + 0.05
+    assert np.quantile(drift.true_rate, 0.999) < FLOOR + 0.05
     assert drift.codes.min() >= 0 and drift.codes.max() <= 65535
 
 
@@ -208,7 +212,7 @@ def test_fringe_hops_keep_the_lock_on_a_ramp(plant: Plant, rad_per_s: float) -> 
     fringe = 2 * math.pi / plant.rad_per_code
     assert np.all(np.abs(np.abs(np.diff(run.codes)[jumps - 1]) - fringe) < 0.3 * fringe)
     around = np.unique(np.clip(jumps[:, None] + np.arange(-2, 4), 0, run.codes.size - 1))
-    assert run.true_rate[around].max() < 0.10 + 0.05
+    assert run.true_rate[around].max() < FLOOR + 0.05
     assert run.stats["longest_out_of_lock_run"] <= 1
     still = run_loop(plant, np.ones_like(cos_d), np.zeros_like(sin_d), seed=3,
                      controller=PhaseController(plant.config(), plant.best_code),
@@ -239,11 +243,11 @@ def test_a_delay_unknown_to_the_controller(plant: Plant) -> None:
     run = run_loop(plant, cos_d, sin_d, controller=PhaseController(plant.config(),
                                                                    plant.best_code),
                    delay=2, seed=4, initial_code=plant.best_code)
-    assert run.error_rate > 0.10 + 0.02
+    assert run.error_rate > FLOOR + 0.02
     told = run_loop(plant, cos_d, sin_d, controller=PhaseController(plant.config(),
                                                                     plant.best_code),
                     delay=2, seed=4, initial_code=plant.best_code, tell_code=True)
-    assert told.error_rate < 0.10 + 0.01                # told the code in effect: locked again
+    assert told.error_rate < FLOOR + 0.01                # told the code in effect: locked again
     assert told.stats["longest_out_of_lock_run"] <= 1
 
 
@@ -253,10 +257,10 @@ def test_reacquires_from_anywhere_on_the_fringe(plant: Plant, offset_rad: float)
     cos_d, sin_d = np.ones(600), np.zeros(600)
     controller = PhaseController(plant.config(), start)
     run = run_loop(plant, cos_d, sin_d, controller=controller, initial_code=start, seed=8)
-    first_locked = int(np.argmax(run.true_rate < 0.10 + 0.02))
+    first_locked = int(np.argmax(run.true_rate < FLOOR + 0.02))
     assert first_locked <= 10
-    assert run.true_rate[first_locked + 10:].mean() < 0.10 + 0.01
-    assert run.true_rate[first_locked + 10:].max() < 0.10 + 0.05
+    assert run.true_rate[first_locked + 10:].mean() < FLOOR + 0.01
+    assert run.true_rate[first_locked + 10:].max() < FLOOR + 0.05
     assert run.stats["reacquisitions"] == 1
     assert run.stats["longest_out_of_lock_run"] <= first_locked + 1
     assert run.stats["out_of_lock_windows"] == run.stats["longest_out_of_lock_run"]
@@ -268,9 +272,10 @@ def test_sudden_phase_jump_is_reacquired(plant: Plant) -> None:
     controller = PhaseController(plant.config(), plant.best_code)
     run = run_loop(plant, cos_d, sin_d, controller=controller, initial_code=plant.best_code,
                    seed=9)
-    assert run.true_rate[:200].max() < 0.12
+    locked = plant.mean - plant.amplitude + 0.03       # 3 points above the fringe's floor
+    assert run.true_rate[:200].max() < locked
     assert run.true_rate[200] > 0.8                     # the jump is seen...
-    assert run.true_rate[212:].max() < 0.12             # ...and corrected within 12 windows
+    assert run.true_rate[212:].max() < locked           # ...and corrected within 12 windows
     assert 1 <= run.stats["longest_out_of_lock_run"] <= 12
 
 
@@ -284,8 +289,10 @@ def test_windows_without_events_change_nothing(plant: Plant) -> None:
     run = run_loop(plant, cos_d, sin_d, controller=controller, initial_code=plant.best_code,
                    seed=1, events=events)
     assert run.stats["skipped_windows"] == cos_d.size // 3
-    assert run.stats["longest_out_of_lock_run"] <= 1
-    assert run.error_rate < 0.10 + 0.02
+    # a third of the windows empty: an empty window does not end a run of windows out of lock,
+    # so one lost on each side of it counts as two (seen in 2 of 8 seeds at ~700 events/window)
+    assert run.stats["longest_out_of_lock_run"] <= 2
+    assert run.error_rate < FLOOR + 0.02
 
     controller = PhaseController(plant.config(), plant.best_code)
     codes = [controller.update(0, 0) for _ in range(6)]
@@ -356,7 +363,7 @@ def test_fit_fringe_recovers_the_scale_and_the_best_code(plant: Plant, phase0: f
     assert abs(fit.best_code - true_best) * plant.rad_per_code < 0.05    # radians
     assert abs(fit.best_code - true_best) < 4 * fit.best_code_std + 1
     assert fit.visibility == pytest.approx(plant.amplitude / plant.mean, abs=0.02)
-    assert fit.min_error_rate == pytest.approx(0.10, abs=0.01)
+    assert fit.min_error_rate == pytest.approx(FLOOR, abs=0.01)
     assert 0.3 < fit.chi2_per_dof < 3
     assert fit.error_rate(fit.best_code) == pytest.approx(fit.min_error_rate)
     config = FeedbackConfig.from_fit(fit)
@@ -444,6 +451,6 @@ def test_scan_fit_and_lock_on_the_twin() -> None:
     wrapped = np.angle(np.exp(1j * np.array(phases)))
     assert rates[0] > 0.3                               # off the fringe at the start...
     assert np.abs(wrapped[10:]).max() < 0.5             # ...locked within 10 windows
-    assert np.mean(rates[10:]) < 0.12
+    assert np.mean(rates[10:]) < FLOOR + 0.02
     assert controller.stats["longest_out_of_lock_run"] <= 4
     assert controller.stats["windows"] == lock_windows

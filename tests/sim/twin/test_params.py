@@ -45,7 +45,7 @@ def test_every_scenario_value_is_documented():
                 assert re.search(r"\[(paper|chosen|calibrated)\]", line), line
     text = (scenario_dir() / "paper-120km.toml").read_text()
     assert len(re.findall(r"= .*# \[calibrated\]", text)) == 2
-    assert "PENDING" in text
+    assert "PENDING" not in text       # calibrated against the key pipeline's formula
 
 
 def test_calibrated_values_meet_the_targets():
@@ -53,8 +53,18 @@ def test_calibrated_values_meet_the_targets():
     sc = Scenario.load("paper-120km")
     key = finite_key_rate(sc)
     assert key["rate_bps"] == pytest.approx(15.0, rel=0.05)
-    assert key["e_x"] == pytest.approx(0.10, abs=0.002)
+    assert key["abort_reason"] is None and key["phi_1"] < 0.2
+    assert key["e_x"] == pytest.approx(0.10, abs=0.002)     # at the loop's dither
     assert key["e_z"] < 0.11 and key["e_x"] < 0.11
+
+
+def test_the_rate_is_the_pipelines_key_length():
+    """finite_key_rate is host.finite_key.secret_key_length on the expected block: a brighter
+    source (more multi-photon pulses per Z detection) aborts on the phase-error bound."""
+    sc = Scenario.load("paper-120km")
+    bright = finite_key_rate(sc.with_overrides(source__efficiency=0.193))
+    assert bright["rate_bps"] == 0 and "phase-error bound" in bright["abort_reason"]
+    assert bright["delta"] > finite_key_rate(sc)["delta"]
 
 
 def test_rate_falls_with_distance():
