@@ -22,7 +22,7 @@ venv: $(STAMP)
 ## The main job: an emulated link on the built-in Verilator model and the twin.
 # The main job: the link on the Verilator model of the core, fed by the twin (80 km: bright
 # enough that a few seconds of link time give secret key; 120 km needs hours, see README).
-DEMO_ARGS ?= --distance-km 80 --duration 6 --block-bits 100000 --out runs/demo
+DEMO_ARGS ?= --distance-km 80 --duration 6 --block-bits 100000 --min-block-bits 50000 --out runs/demo
 demo: $(STAMP)
 	rm -rf runs/demo
 	$(VENV)/bin/tbqkd run $(DEMO_ARGS)
