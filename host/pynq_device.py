@@ -368,23 +368,27 @@ class AxiCoreDevice(Device):
                         f"{queued // record} of {len(view) // record} records queued",
                         queued // record)
                 self._check_sent(s, self._complete(s))
-            piece = view[start:start + s.transfer_bytes]
-            s.buffer[:len(piece)] = np.frombuffer(piece, dtype=np.uint8)
-            try:
-                if not s.channel.running:
-                    s.channel.start()
-                s.channel.transfer(s.buffer, start=0, nbytes=len(piece))
-            except (RuntimeError, ValueError) as exc:
-                raise DeviceError(f"DMA for {stream} refused a {len(piece)}-byte transfer: "
-                                  f"{exc}") from None
-            s.armed = len(piece)
-            queued += len(piece)
+            queued += self._send(s, view[start:start + s.transfer_bytes])
         if s.armed:
             if not self._finished(s, deadline):
                 s.timeouts += 1
                 raise StreamTimeout(f"the core did not take {stream} data within {timeout_s} s: "
                                     f"all {queued // record} records queued", queued // record)
             self._check_sent(s, self._complete(s))
+
+    @staticmethod
+    def _send(s: _Stream, piece: bytes | memoryview) -> int:
+        """Arm the send DMA of ``s`` with ``piece`` (at most one transfer); return its length."""
+        s.buffer[:len(piece)] = np.frombuffer(piece, dtype=np.uint8)
+        try:
+            if not s.channel.running:
+                s.channel.start()
+            s.channel.transfer(s.buffer, start=0, nbytes=len(piece))
+        except (RuntimeError, ValueError) as exc:
+            raise DeviceError(f"DMA for {s.route.stream} refused a {len(piece)}-byte transfer: "
+                              f"{exc}") from None
+        s.armed = len(piece)
+        return len(piece)
 
     @staticmethod
     def _check_sent(s: _Stream, moved: int) -> None:
@@ -415,18 +419,7 @@ class AxiCoreDevice(Device):
                 return 0
             self._check_sent(s, self._complete(s))
         piece = bytes(data[:s.transfer_bytes])
-        if not piece:
-            return 0
-        s.buffer[:len(piece)] = np.frombuffer(piece, dtype=np.uint8)
-        try:
-            if not s.channel.running:
-                s.channel.start()
-            s.channel.transfer(s.buffer, start=0, nbytes=len(piece))
-        except (RuntimeError, ValueError) as exc:
-            raise DeviceError(f"DMA for {stream} refused a {len(piece)}-byte transfer: "
-                              f"{exc}") from None
-        s.armed = len(piece)
-        return len(piece)
+        return self._send(s, piece) if piece else 0
 
     def stream_in_flight(self, stream: str) -> int:
         """Bytes of input ``stream`` handed to its DMA and not yet taken by the core."""
