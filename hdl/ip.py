@@ -59,6 +59,13 @@ DMA_NAME_PREFIX = "dma_"
 _RECV, _SEND = "recvchannel", "sendchannel"
 
 
+#: Bytes of the AXI4-Stream data FIFO between each MM2S DMA and the core's input stream. A
+#: simple-mode DMA has one transfer in flight: while the host arms the next one, the core lives
+#: on the FIFO (Alice's ``s_axis_random``: 4 096 words, 0.2 ms at the 1.3 Gbit/s the default
+#: basis bits need at k = 1; Bob's ``s_axis_answer``: 2 048 answers). 8 RAMB36 each.
+INPUT_FIFO_BYTES = 32 * 1024
+
+
 @dataclass(frozen=True)
 class DmaChannel:
     """One AXI DMA channel serving one of the core's AXI4-Stream ports.
@@ -84,6 +91,16 @@ class DmaChannel:
     def receives(self) -> bool:
         """True for the core's output streams (the DMA writes them to memory)."""
         return self.channel == _RECV
+
+    @property
+    def fifo_depth(self) -> int:
+        """Records of the data FIFO in front of an input stream (0 for outputs)."""
+        return 0 if self.receives else INPUT_FIFO_BYTES // self.record_bytes
+
+    @property
+    def fifo(self) -> str:
+        """The FIFO's instance name in the block design (``fifo_<prefix>``), or ``""``."""
+        return f"fifo_{self.stream}" if self.fifo_depth else ""
 
 
 def _channel_for(port: StreamPort) -> DmaChannel:

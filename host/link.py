@@ -42,6 +42,15 @@ from .feedback import PhaseController
 from .keystore import KeyStore
 from .protocol import Message, ProtocolError, deliver_until_quiet, pack_bits, unpack_bits
 from .receiver import ReceiverInterface
+from .slot_sync import (
+    STATE_BASIS,
+    STATE_BIT,
+    SYNC_MIN_COMPARED,
+    SYNC_SAMPLE_DETECTIONS,
+    SyncResult,
+    SyncSample,
+    find_slot_offset,
+)
 from .tagger import TaggerInterface, decode_tags
 from .tdc_calibration import CalibrationError, code_density
 
@@ -49,10 +58,6 @@ __all__ = ["LinkError", "LinkSettings", "Station", "StepData", "AliceNode", "Bob
            "exchange", "bring_up", "BringUp", "STATE_BASIS", "STATE_BIT"]
 
 _logger = logging.getLogger(__name__)
-
-#: Alice's state codes (as the twin's ``State``): |e>, |l>, |+>, |->. Basis (1 = X) and bit.
-STATE_BASIS = np.array([0, 0, 1, 1], dtype=np.uint8)
-STATE_BIT = np.array([0, 1, 0, 1], dtype=np.uint8)
 
 #: Phase-error windows of this many sifted X events: fine enough to split them between steps.
 PHASE_WINDOW_EVENTS = 16
@@ -76,6 +81,7 @@ class LinkSettings:
     min_block_bits: int = 20_000       # the last, partial block is distilled if this long
     z_pulse_fraction: float = 0.8      # Alice's P(Z): her Z-basis pulses per slot
     divider: int = 65_536              # slots per reference pulse
+    sync_search: int = 2               # Bob's slot 0 is known to ± this many reference pulses
 
     def __post_init__(self) -> None:
         if self.block_bits < 1 or self.min_block_bits < 1:
@@ -84,6 +90,8 @@ class LinkSettings:
             raise ValueError("z_pulse_fraction must be in (0, 1]")
         if self.divider < 1:
             raise ValueError("divider must be positive")
+        if self.sync_search < 0:
+            raise ValueError("sync_search must not be negative")
 
 
 @dataclass
@@ -205,15 +213,19 @@ class AliceNode(_Node):
     """Alice: answers Bob's announcements with her bases and distils blocks with him.
 
     ``states(slots)`` gives her state (0 |e>, 1 |l>, 2 |+>, 3 |->) for each of her slots: her
-    transmitter's record of what it sent (the twin's Alice in simulation).
+    transmitter's record of what it sent (the twin's Alice in simulation). Bob's ``sync``
+    sample must give ``sync_min_compared`` comparisons at the offset she accepts
+    (:func:`tbqkd.host.slot_sync.find_slot_offset`).
     """
 
     def __init__(self, channel: AuthenticatedChannel, config: DistillConfig,
                  states: Callable[[np.ndarray], np.ndarray], *, keystore: KeyStore | None = None,
-                 **distill_options) -> None:
+                 sync_min_compared: int = SYNC_MIN_COMPARED, **distill_options) -> None:
         super().__init__("alice", channel, config, keystore, **distill_options)
         self._states = states
+        self._sync_min_compared = sync_min_compared
         self._slot_offset: int | None = None
+        self.sync_result: SyncResult | None = None
         self._bits: dict[int, np.ndarray] = {}     # batch -> her sifted Z bits
         self._next_batch = 0
         self._first_open_batch = 0
@@ -228,10 +240,7 @@ class AliceNode(_Node):
         kind = message["type"]
         try:
             if kind == "sync":
-                self._slot_offset = message["slot_offset"]
-                if 0.0 < message["qber_estimate"] < 0.5 and not self.outcomes:
-                    self.distill.set_qber_prior(message["qber_estimate"])
-                return []
+                return [self._sync(message)]
             if kind == "announce":
                 try:
                     return [self._answer(message)]
@@ -244,6 +253,32 @@ class AliceNode(_Node):
             self.rejected_frames += 1
             return self.distill.abort_block(str(error))
         return self._distill(message)
+
+    def _sync(self, message: Message) -> bytes:
+        """Find the slot offset from Bob's sample; until one is found, announcements fail."""
+        count = message["count"]
+        slots = _unpack_slots(message["first_slot"], message["slots"], count)
+        bits = _bases(message["bits"], count)
+        try:
+            result = find_slot_offset(self._states, slots, bits,
+                                      nominal=message["slot_offset"],
+                                      divider=message["divider"], search=message["search"],
+                                      min_compared=self._sync_min_compared)
+        except ValueError as error:
+            raise ProtocolError(f"sync: {error}") from None
+        self.sync_result = result
+        self._slot_offset = result.slot_offset if result.found else None
+        if result.found:
+            _logger.info("alice: slot offset %d (%d of %d sample bits differ, %d candidates)",
+                         result.slot_offset, result.errors, result.compared, result.tried)
+            if 0.0 < message["qber_estimate"] < 0.5 and not self.outcomes:
+                self.distill.set_qber_prior(message["qber_estimate"])
+        else:
+            _logger.warning("alice: slot synchronisation failed: %s", result.reason)
+        return self.channel.seal({"type": "sync_result", "found": result.found,
+                                  "slot_offset": int(result.slot_offset),
+                                  "compared": result.compared, "errors": result.errors,
+                                  "reason": result.reason})
 
     def _answer(self, message: Message) -> bytes:
         if self._slot_offset is None:
@@ -323,7 +358,8 @@ class BobNode(_Node):
     """Bob: drives the station step by step, sifts with Alice, closes blocks, runs feedback."""
 
     def __init__(self, channel: AuthenticatedChannel, config: DistillConfig, station: Station,
-                 settings: LinkSettings, *, slot_offset: int, qber_estimate: float = 0.0,
+                 settings: LinkSettings, *, slot_offset: int, sync_sample: SyncSample,
+                 qber_estimate: float = 0.0,
                  controller: PhaseController | None = None, keystore: KeyStore | None = None,
                  **distill_options) -> None:
         super().__init__("bob", channel, config, keystore, **distill_options)
@@ -332,6 +368,8 @@ class BobNode(_Node):
         self.controller = controller
         self.totals = BobTotals()
         self._slot_offset = slot_offset
+        self._sync_sample = sync_sample
+        self.sync_result: Message | None = None     # Alice's ``sync_result`` once found
         self._qber_estimate = float(qber_estimate)
         self._batch = 0
         self._awaiting: deque[int] = deque()      # batches announced, not answered
@@ -354,10 +392,21 @@ class BobNode(_Node):
         self.block_inputs: dict[int, tuple[int, int, int]] = {}   # id -> (n_z, n_x, e_x)
 
     def start(self) -> list[bytes]:
-        """The frames that open the link: the slot offset (and QBER estimate) for Alice."""
+        """The frames that open the link: the nominal slot offset, the sample Alice finds the
+        true one with (:mod:`tbqkd.host.slot_sync`) and the QBER estimate."""
+        sample = self._sync_sample
+        first, packed = _pack_slots(sample.slots)
         return [self.channel.seal({"type": "sync", "slot_offset": int(self._slot_offset),
                                    "divider": self.settings.divider,
-                                   "qber_estimate": self._qber_estimate})]
+                                   "search": self.settings.sync_search,
+                                   "qber_estimate": self._qber_estimate,
+                                   "count": len(sample), "first_slot": first, "slots": packed,
+                                   "bits": pack_bits(np.asarray(sample.bits, np.uint8))})]
+
+    @property
+    def slot_offset(self) -> int:
+        """Alice's slot = Bob's + this (Alice's finding once she answered the sync)."""
+        return self._slot_offset
 
     # --- one step ---------------------------------------------------------------------
     def step(self) -> list[bytes]:
@@ -370,6 +419,8 @@ class BobNode(_Node):
         LinkError
             If the core's sifted records disagree with what the bases say.
         """
+        if self.sync_result is None:
+            raise LinkError("no slot synchronisation yet: carry start()'s frames to Alice first")
         if self._awaiting:
             raise ProtocolError(f"batch {self._awaiting[0]} not answered yet")
         step = self.station.advance()
@@ -491,6 +542,12 @@ class BobNode(_Node):
         message = self._open(frame)
         if message is None:
             return self._pending_out
+        if message["type"] == "sync_result":
+            if not message["found"]:
+                raise LinkError(f"slot synchronisation failed: {message['reason']}")
+            self.sync_result = message
+            self._slot_offset = message["slot_offset"]
+            return []
         if message["type"] == "answer":
             try:
                 self._take_answer(message)
@@ -601,6 +658,7 @@ class BringUp:
     calibration: Calibration
     slot_base: int
     slot_offset: int
+    sync_sample: SyncSample
     detection_rate_hz: float
     steps: int = 0
     notes: list[str] = field(default_factory=list)
@@ -644,6 +702,7 @@ HISTOGRAM_DETECTIONS = 150_000
 def bring_up(station: Station, *, roles: list[Role], slot_period_ps, bin_separation_ps: float,
              expected_delay_ps: float, divider: int, visibility: float = 0.81,
              histogram_detections: int = HISTOGRAM_DETECTIONS,
+             sync_detections: int = SYNC_SAMPLE_DETECTIONS,
              max_seconds: float = 60.0) -> BringUp:
     """Calibrate Bob's receiver on live light and align it to Alice's slots.
 
@@ -655,8 +714,10 @@ def bring_up(station: Station, *, roles: list[Role], slot_period_ps, bin_separat
     3. Alignment, detectors gated off: sifting restarts, the next reference pulse becomes
        Bob's slot 0; its slot on Bob's clock and
        the nominal fibre delay ``expected_delay_ps`` give Alice's number for it (a multiple of
-       ``divider``), hence ``slot_offset`` (Alice's slot = Bob's + offset). The delay must be
-       known to better than ``divider / 2`` slots.
+       ``divider``), hence the nominal ``slot_offset`` (Alice's slot = Bob's + offset).
+    4. A public sample of ``sync_detections`` Z-basis detections (Bob answers his own
+       announcements), with which Alice corrects the offset by whole reference periods
+       (:mod:`tbqkd.host.slot_sync`); then sifting restarts for the key.
 
     Raises
     ------
@@ -717,10 +778,58 @@ def bring_up(station: Station, *, roles: list[Role], slot_period_ps, bin_separat
         steps += 1
         if steps > 1000:
             raise LinkError("no reference pulse: cannot align the slots (check channel 0)")
-    rx.clear_counters()
     station.gate_detectors(False)
     slot_base = rx.lock_status().slot_base
     since_start = slot_base * period - station.time_base_ps - expected_delay_ps
     k = round(since_start / (divider * period))
+    # 4. The public sample for the slot synchronisation, then sifting restarts for the key.
+    sample = _sync_sample(station, sync_detections, max_seconds)
     return BringUp(hits, rms, counts, 0, 1 << bin_log2, calibration, slot_base, k * divider,
-                   detections / elapsed if elapsed else 0.0, steps, notes)
+                   sample, detections / elapsed if elapsed else 0.0, steps, notes)
+
+
+#: Steps allowed for the core to hand out its last records after the detectors are gated.
+_FLUSH_STEPS = 50
+
+
+def _sync_sample(station: Station, detections: int, max_seconds: float) -> SyncSample:
+    """Bob's Z-basis detections for :func:`tbqkd.host.slot_sync.find_slot_offset`.
+
+    Bob answers his own announcements with his own bases, so the core sifts every Z-basis
+    detection (slot, bit); the sample is disclosed, so sifting restarts after it (detectors
+    gated, every answer taken, nothing pending) and none of it becomes key.
+    """
+    rx = station.receiver
+    slots: list[np.ndarray] = []
+    bits: list[np.ndarray] = []
+
+    def take() -> int:
+        announced = rx.read_announcements()
+        if announced["seq"].size:
+            rx.send_answers(announced["seq"], announced["slot"], announced["basis"])
+        sifted = rx.read_sifted()
+        slots.append(sifted["slot"].astype(np.int64))
+        bits.append(sifted["bit"].astype(np.uint8))
+        return int(announced["seq"].size + sifted["slot"].size)
+
+    have, elapsed = 0, 0.0
+    while have < detections and elapsed < max_seconds:
+        elapsed += _advance(station)[1]
+        take()
+        have = sum(s.size for s in slots)
+    station.gate_detectors(True)
+    for _ in range(_FLUSH_STEPS):
+        _advance(station)
+        if not take() and rx.sifter_counters()["pending"] == 0:
+            break
+    else:
+        raise LinkError("the core kept sifted records pending after the synchronisation sample")
+    if have < detections:
+        raise LinkError(f"only {have} Z-basis detections in {elapsed:.3g} s for the slot "
+                        f"synchronisation sample ({detections} needed)")
+    rx.read_phase_windows()
+    rx.restart_sifting()
+    rx.set_phase_window(events=PHASE_WINDOW_EVENTS)      # the sample's X events are not kept
+    rx.clear_counters()
+    station.gate_detectors(False)
+    return SyncSample(np.concatenate(slots)[:detections], np.concatenate(bits)[:detections])

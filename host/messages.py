@@ -33,7 +33,8 @@ __all__ = ["WIRE_VERSION", "MAX_FRAME_BYTES", "HEADER_BYTES", "TAG_BYTES", "MESS
            "MessageError", "Frame", "validate_message", "encode_body", "decode_body",
            "pack_frame", "unpack_frame"]
 
-WIRE_VERSION = 2   # 2: link messages (sync, announce, answer, block_ready), deferred tags
+WIRE_VERSION = 3   # 2: link messages (sync, announce, answer, block_ready), deferred tags;
+                   # 3: slot synchronisation by a public sample (sync, sync_result)
 MAX_FRAME_BYTES = 64 * 2**20
 MAX_STR_BYTES = 1024
 MAGIC = b"TQ"
@@ -57,10 +58,17 @@ MESSAGE_TYPES: dict[str, dict[str, type]] = {
     # Bob -> Alice: Bob has stored the block's key.
     "ack": {"block_id": int, "key_bits": int},
     # --- the link (tbqkd.host.link) ---
-    # Bob -> Alice: Bob's slot s is Alice's slot s + slot_offset (from the reference alignment);
-    # qber_estimate: Bob's Z error-rate estimate from his histograms, a prior for the first
-    # block's error correction (public: it discloses nothing about the key).
-    "sync": {"slot_offset": int, "divider": int, "qber_estimate": float},
+    # Bob -> Alice: Bob's slot s is Alice's slot s + slot_offset + k * divider for some
+    # |k| <= search (from the reference alignment and his time base); Alice finds k from the
+    # public sample of Bob's Z detections (slots packed as in "announce", bits packed), which
+    # never becomes key (tbqkd.host.slot_sync). qber_estimate: Bob's Z error-rate estimate from
+    # his histograms, a prior for the first block's error correction (public).
+    "sync": {"slot_offset": int, "divider": int, "search": int, "qber_estimate": float,
+             "count": int, "first_slot": int, "slots": bytes, "bits": bytes},
+    # Alice -> Bob: the offset found (Alice's slot = Bob's + slot_offset), or found = False with
+    # the reason; the comparisons and disagreements at that offset.
+    "sync_result": {"found": bool, "slot_offset": int, "compared": int, "errors": int,
+                    "reason": str},
     # Bob -> Alice: the detections of one batch: slots (uint64 little-endian deltas from
     # ``first_slot``, zlib-compressed) and bases (packed bits, 1 = X).
     "announce": {"batch": int, "count": int, "first_slot": int, "slots": bytes,

@@ -75,6 +75,8 @@ RECORD_SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
             "distance_km": (_NUM, False), "duration_s": (_NUM, False), "seed": (_INT, False),
             "feedback": (_BOOL, False), "eve": (_STR, True), "tbqkd_version": (_STR, False)},
     "calibration": {},
+    "sync": {"slot_offset": (_INT, False), "nominal_slot_offset": (_INT, False),
+             "sample": (_INT, False), "compared": (_INT, False), "errors": (_INT, False)},
     "window": {"t_s": (_NUM, False), "dt_s": (_NUM, False), "detections": (_INT, False),
                "sifted_z": (_INT, False), "sifted_x": (_INT, False), "x_errors": (_INT, False),
                "qber_x": (_NUM, True), "dac_code": (_INT, False), "phase_rad": (_NUM, True),

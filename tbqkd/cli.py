@@ -188,7 +188,11 @@ def node(role: str = typer.Argument(..., help="alice | bob | psk"),
          qrng: str = typer.Option(None, help="pynq, alice: random-bit device or file (default: "
                                   "the OS generator, not for production keys)"),
          slot_divider: int = typer.Option(1, help="pynq, alice: fabric clocks per pulse slot "
-                                          "(the bitstream's --aclk-mhz / --ref-clk-mhz)")) -> None:
+                                          "(the bitstream's --aclk-mhz / --ref-clk-mhz)"),
+         sync_search_s: float = typer.Option(
+             None, "--sync-search-s", help="bob: how well (s) the start of Alice's "
+             "transmission is known; the slot synchronisation searches that far (default: 1 s "
+             "on boards)")) -> None:
     """Alice and Bob as two processes over TCP (`tbqkd node psk KEYFILE` makes a shared key).
 
     With `--backend pynq` each runs on its own board: Alice drives her transmitter core, Bob
@@ -219,7 +223,8 @@ def node(role: str = typer.Argument(..., help="alice | bob | psk"),
     options = RunOptions(backend=backend, scenario=scenario, distance_km=distance_km,
                          duration_s=duration, seed=seed, feedback=not no_feedback, eve=eve,
                          run_dir=out, block_bits=block_bits, ec_method=ec, live=not as_json,
-                         bitfile=bitfile, qrng=qrng, slot_divider=slot_divider)
+                         bitfile=bitfile, qrng=qrng, slot_divider=slot_divider,
+                         sync_search_s=sync_search_s)
     from tbqkd.host.device import DeviceError
     from tbqkd.host.protocol import ProtocolError
 

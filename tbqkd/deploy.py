@@ -140,6 +140,14 @@ class StreamSpec:
     direction: str          # "out": the core is the master (DMA S2MM); "in": MM2S
     width: int              # TDATA bits (one record per beat)
     dma: str
+    fifo: str = ""          # "in": the AXI4-Stream data FIFO between the DMA and the core
+    fifo_depth: int = 0     # its depth in records
+
+
+def _stream_spec(channel: Any) -> StreamSpec:
+    """The build's view of a :class:`tbqkd.hdl.ip.DmaChannel`."""
+    return StreamSpec(channel.stream, channel.port.direction, channel.port.record.width,
+                      channel.dma, channel.fifo, channel.fifo_depth)
 
 
 @dataclass(frozen=True)
@@ -240,8 +248,7 @@ def _receiver_core(config: Any = None) -> CoreBuild:
     config = config or TaggerConfig()
     top = ReceiverTop(config, primitives="xc7")   # for its signature; elaborated below
     top._MustUse__silence = True                    # (generate_verilog builds its own)
-    streams = tuple(StreamSpec(c.stream, c.port.direction, c.port.record.width, c.dma)
-                    for c in ip.DMA_CHANNELS)
+    streams = tuple(_stream_spec(c) for c in ip.DMA_CHANNELS)
     return CoreBuild(
         role="bob", top=TOP_NAME, verilog=generate_verilog(config, primitives="xc7"),
         ports=_signature_ports(top), ip_vendor=ip.IP_VENDOR, ip_library=ip.IP_LIBRARY,
@@ -267,8 +274,7 @@ def _transmitter_core(config: Any = None) -> CoreBuild:
     ring_depth = RING_DEPTH if config is None else int(config)
     top = TransmitterTop(ring_depth)
     ports = _signature_ports(top)
-    streams = tuple(StreamSpec(c.stream, c.port.direction, c.port.record.width, c.dma)
-                    for c in ip.TX_DMA_CHANNELS)
+    streams = tuple(_stream_spec(c) for c in ip.TX_DMA_CHANNELS)
     return CoreBuild(
         role="alice", top=TX_TOP_NAME, verilog=transmitter_verilog(top, TX_TOP_NAME),
         ports=ports, ip_vendor=ip.IP_VENDOR, ip_library=ip.IP_LIBRARY,
@@ -432,7 +438,8 @@ def build_params(board_name: str, core: CoreBuild, options: BuildOptions, *,
         "irq_port": core.irq_port or "", "axi_lite": core.axi_lite,
         "axi_lite_range": 1 << regmap.addr_width, "core_address": f"0x{b.core_address:08X}",
         "dma_addr_width": b.dma_addr_width, "dma_length_width": 26,
-        "streams": [[s.prefix, s.direction, s.width, s.dma] for s in core.streams],
+        "streams": [[s.prefix, s.direction, s.width, s.dma, s.fifo, s.fifo_depth]
+                    for s in core.streams],
         "pins": [list(p) for p in core.board_pins()],
         "serdes_port": core.serdes_port or "",
         "aclk_mhz": f"{aclk_mhz:.6f}", "ref_clk_mhz": f"{options.ref_clk_mhz:.6f}",
@@ -935,9 +942,19 @@ def check_build(trace: TclTrace, core: CoreBuild, verilog_text: str,
                                 f"TDATA is {ports[f'{intf}_tdata'][1]} bits")
         else:
             problems.append(f"TCL connects interface {path}, which the core does not have")
+    intf_nets = [[a for a in c[1:] if not a.startswith("-")]
+                 for c in trace.commands("connect_bd_intf_net")]
     for s in core.streams:
         if not any(c[-1] == s.dma for c in trace.commands("create_bd_cell")):
             problems.append(f"no AXI DMA named {s.dma} for stream {s.prefix}")
+        if s.fifo:
+            depth = _properties(trace, s.fifo).get("CONFIG.FIFO_DEPTH")
+            if depth != str(s.fifo_depth):
+                problems.append(f"FIFO {s.fifo}: depth {depth}, expected {s.fifo_depth}")
+            path = [[f"intf:{s.dma}/M_AXIS_MM2S", f"intf:{s.fifo}/S_AXIS"],
+                    [f"intf:{s.fifo}/M_AXIS", f"intf:{inst}/{s.prefix}"]]
+            if not all(hop in intf_nets for hop in path):
+                problems.append(f"stream {s.prefix}: not DMA -> {s.fifo} -> core")
     # files (except what Vivado itself writes into the project folder)
     generated = Path(trace.params.get("work_dir", "/nonexistent")) / "project"
     for call in trace.commands("add_files") + trace.commands("read_xdc"):

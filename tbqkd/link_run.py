@@ -62,6 +62,8 @@ class RunOptions:
     bitfile: str | None = None      # pynq: this node's bitstream (default: bitstreams/<board>/)
     qrng: str | None = None         # pynq, Alice: random-bit device or file (else the OS's)
     slot_divider: int = 1           # pynq, Alice: fabric clocks per slot, as her bitstream's clock
+    sync_search_s: float | None = None   # how well Bob knows when Alice's slot 0 left (default:
+    #                                      SYNC_SEARCH_S on a board, exact in simulation)
 
 
 def parse_eve(spec: str | None) -> float:
@@ -89,6 +91,8 @@ def _check(options: RunOptions):
         raise RunError(f"--duration must be positive, got {options.duration_s}")
     if options.distance_km is not None and options.distance_km < 0:
         raise RunError(f"--distance-km must not be negative, got {options.distance_km}")
+    if options.sync_search_s is not None and not 0 <= options.sync_search_s <= 3600:
+        raise RunError(f"--sync-search-s must be in [0, 3600] s, got {options.sync_search_s}")
     if options.block_bits < options.min_block_bits:
         raise RunError("--block-bits must be at least the minimum block size "
                        f"({options.min_block_bits})")
@@ -140,13 +144,28 @@ def _step_s(twin) -> float:
     return float(max(step, 1e-4))
 
 
+#: Seconds within which Bob knows when Alice's slot 0 left, on boards (two hosts started
+#: together by hand, or clocks kept by NTP): the slot synchronisation searches this far.
+SYNC_SEARCH_S = 1.0
+
+
+def _sync_search(options: RunOptions, scenario) -> int:
+    """Reference periods either side of the nominal slot offset for the synchronisation."""
+    seconds = options.sync_search_s
+    if seconds is None:
+        seconds = SYNC_SEARCH_S if options.backend == "pynq" else 0.0
+    period_s = scenario.reference.divider / scenario.source.pulse_rate_hz
+    return max(2, math.ceil(seconds / period_s))
+
+
 def _bring_up_seconds(twin, scenario, step_s: float) -> float:
-    """Link time the bring-up needs (TDC, histograms, alignment), with a margin."""
+    """Link time the bring-up needs (TDC, histograms, alignment, sync sample), with a margin."""
     from tbqkd.host.link import HISTOGRAM_DETECTIONS, TDC_MIN_HITS
+    from tbqkd.host.slot_sync import SYNC_SAMPLE_DETECTIONS
 
     rate = sum(twin.expected().click_rate_hz)
     reference_rate = scenario.source.pulse_rate_hz / scenario.reference.divider
-    seconds = (2 * TDC_MIN_HITS * 3 + HISTOGRAM_DETECTIONS) / rate \
+    seconds = (2 * TDC_MIN_HITS * 3 + HISTOGRAM_DETECTIONS + 3 * SYNC_SAMPLE_DETECTIONS) / rate \
         + 1.2 * TDC_MIN_HITS / reference_rate + 2 * scenario.reference.divider \
         / scenario.source.pulse_rate_hz
     return 1.3 * seconds + 6 * step_s
@@ -339,10 +358,12 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
     a = scenario.alice
     settings = LinkSettings(block_bits=options.block_bits, min_block_bits=options.min_block_bits,
                             z_pulse_fraction=a.p_early + a.p_late,
-                            divider=scenario.reference.divider)
+                            divider=scenario.reference.divider,
+                            sync_search=_sync_search(options, scenario))
     bob_store = KeyStore(run_dir / "bob_keys.sqlite")
     bob = BobNode(AuthenticatedChannel("bob", psk), distill, station, settings,
-                  slot_offset=up.slot_offset, qber_estimate=_qber_prior(up.calibration),
+                  slot_offset=up.slot_offset, sync_sample=up.sync_sample,
+                  qber_estimate=_qber_prior(up.calibration),
                   controller=controller, keystore=bob_store)
     bob.feedback_window_steps = max(1, round(options.feedback_window_s / step_s))
     alice = alice_store = client = None
@@ -370,6 +391,9 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
             bob._note_outcome()
     bob.set_code(mid_code if controller is None else controller.code)
     carry(bob.start())
+    log.write({"type": "sync", "slot_offset": bob.slot_offset,
+               "nominal_slot_offset": up.slot_offset, "sample": len(up.sync_sample),
+               "compared": bob.sync_result["compared"], "errors": bob.sync_result["errors"]})
 
     blocks_logged = 0
     title = (f"tbqkd link — {scenario.name}, {scenario.channel.distance_km:g} km, "

@@ -134,6 +134,24 @@ def test_dma_names_widths_and_mode_follow_ip_py(builds):
         assert 2 ** int(props["CONFIG.c_sg_length_width"]) - 1 >= DEFAULT_BUFFER_BYTES
 
 
+def test_input_streams_pass_through_a_data_fifo(builds, alice_builds):
+    for routes, traces in ((ip.DMA_CHANNELS, builds), (ip.TX_DMA_CHANNELS, alice_builds)):
+        inputs = [c for c in routes if not c.receives]
+        assert inputs and all(c.fifo_depth == 0 for c in routes if c.receives)
+        for _, trace in traces.values():
+            cells = {c[-1]: c[c.index("-vlnv") + 1] for c in trace.commands("create_bd_cell")}
+            nets = [c[1:] for c in trace.commands("connect_bd_intf_net")]
+            core = ip.INSTANCE_NAME if routes is ip.DMA_CHANNELS else ip.TX_INSTANCE_NAME
+            for c in inputs:
+                assert "axis_data_fifo" in cells[c.fifo]
+                props = deploy._properties(trace, c.fifo)
+                assert int(props["CONFIG.FIFO_DEPTH"]) * c.record_bytes == ip.INPUT_FIFO_BYTES
+                assert int(props["CONFIG.TDATA_NUM_BYTES"]) == c.record_bytes
+                assert [f"intf:{c.dma}/M_AXIS_MM2S", f"intf:{c.fifo}/S_AXIS"] in nets
+                assert [f"intf:{c.fifo}/M_AXIS", f"intf:{core}/{c.stream}"] in nets
+    assert ip.dma_channel("s_axis_random", ip.TX_DMA_CHANNELS).fifo_depth == 4096
+
+
 def test_irq_goes_through_a_concat_to_the_ps(builds):
     for board, (_, trace) in builds.items():
         nets = [c[1:] for c in trace.commands("connect_bd_net")]
@@ -562,6 +580,8 @@ def test_alice_check_catches_a_broken_copy(alice_builds, transmitter, tmp_path):
     assert f"MOD_DELAY 0x{offset:04X}" in bad_params
     bad_params = bad_params.replace(f"MOD_DELAY 0x{offset:04X}", f"MOD_DELAY 0x{offset + 4:04X}")
     bad_params = bad_params.replace("{mod_phase out 1}", "{mod_phase out 1} {mod_gate out 1}")
+    assert "fifo_s_axis_random 4096" in bad_params
+    bad_params = bad_params.replace("fifo_s_axis_random 4096", "fifo_s_axis_random 16")
     bad = tmp_path / "params.tcl"
     bad.write_text(bad_params)
     problems = deploy.check_build(deploy.dry_run(bad), transmitter, transmitter.verilog, regmap)
@@ -571,6 +591,7 @@ def test_alice_check_catches_a_broken_copy(alice_builds, transmitter, tmp_path):
     assert any("share package pin Y19" in p for p in problems)
     assert f"register MOD_DELAY at 0x{offset + 4:04X} in the TCL, {offset:#x} in the table" \
         in problems
+    assert "FIFO fifo_s_axis_random: depth 16, expected 4096" in problems
     # a Verilog without one of the modulator pins is caught against the component too
     broken = transmitter.verilog.replace("mod_late", "mod_lat")
     assert any("Verilog ports differ" in p

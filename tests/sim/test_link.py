@@ -19,7 +19,7 @@ import pytest
 from tbqkd.hdl.config import TaggerConfig
 from tbqkd.host.auth import AuthenticatedChannel
 from tbqkd.host.keystore import KeyStore, NoKeyAvailableError
-from tbqkd.host.link import AliceNode, BobNode, LinkSettings, bring_up, exchange
+from tbqkd.host.link import AliceNode, BobNode, LinkError, LinkSettings, bring_up, exchange
 from tbqkd.host.report import read_log
 from tbqkd.sim.model_device import open_model_device
 from tbqkd.sim.station import TwinStation
@@ -67,16 +67,22 @@ def test_run_on_the_model_backend_ends_with_identical_secret_keys(tmp_path):
     assert (run / "report.html").stat().st_size > 10_000
 
 
-def _bench_link(tmp_path, seed: int, duration_s: float, block_bits: int):
-    """Bob's station (model core + twin) brought up, and both nodes, as the run builds them."""
+def _brought_up(seed: int, duration_s: float, delay_error_s: float = 0.0):
+    """Bob's station (model core + twin) brought up as the run does it; ``delay_error_s``
+    misleads his estimate of when Alice's slot 0 left."""
     scenario = Scenario.load("paper-120km", **BRIGHT)
     config = TaggerConfig()
     twin = Twin(scenario, seed=seed)
     station = TwinStation(open_model_device(config), twin, config, duration_s=duration_s,
                           step_s=0.03)
     up = bring_up(station, roles=ROLES, slot_period_ps=scenario.period_ps_fraction(),
-                  bin_separation_ps=4000.0, expected_delay_ps=twin.budget.fibre_delay_ps,
+                  bin_separation_ps=4000.0,
+                  expected_delay_ps=twin.budget.fibre_delay_ps + delay_error_s * 1e12,
                   divider=scenario.reference.divider, visibility=scenario.bob.visibility)
+    return scenario, station, up
+
+
+def _nodes(tmp_path, scenario, station, up, seed: int, block_bits: int, sync_search: int = 2):
     options = RunOptions(backend="model", block_bits=block_bits, min_block_bits=block_bits)
     distill = distill_config(options, scenario)
     psk = secrets.token_bytes(4096)
@@ -84,11 +90,19 @@ def _bench_link(tmp_path, seed: int, duration_s: float, block_bits: int):
                       CounterAlice(scenario.alice, seed).states,
                       keystore=KeyStore(tmp_path / "a.sqlite"))
     settings = LinkSettings(block_bits=block_bits, min_block_bits=block_bits,
-                            z_pulse_fraction=0.8, divider=scenario.reference.divider)
+                            z_pulse_fraction=0.8, divider=scenario.reference.divider,
+                            sync_search=sync_search)
     bob = BobNode(AuthenticatedChannel("bob", psk), distill, station, settings,
-                  slot_offset=up.slot_offset, keystore=KeyStore(tmp_path / "b.sqlite"))
+                  slot_offset=up.slot_offset, sync_sample=up.sync_sample,
+                  keystore=KeyStore(tmp_path / "b.sqlite"))
     bob.set_code(1 << 15)
     return alice, bob
+
+
+def _bench_link(tmp_path, seed: int, duration_s: float, block_bits: int):
+    """Bob's station brought up, and both nodes, as the run builds them."""
+    scenario, station, up = _brought_up(seed, duration_s)
+    return _nodes(tmp_path, scenario, station, up, seed, block_bits)
 
 
 def _run_steps(alice, bob, steps: int, wire=None) -> None:
@@ -122,6 +136,34 @@ def test_a_tampered_sifting_message_costs_its_block_and_nothing_else(tmp_path):
     keys_b = {o.block_id: o.key for o in bob.outcomes if o.key is not None}
     assert set(keys_a) == set(keys_b) == set(status) - {0}
     assert all(np.array_equal(keys_a[b], keys_b[b]) for b in keys_a)
+
+
+def test_alice_finds_the_slot_offset_when_bobs_start_time_is_periods_off(tmp_path):
+    """Bob believes Alice started 5 ms later than she did (6 reference periods at 65 536 slots
+    of 13.2 ns): his nominal offset is wrong; Alice finds the true one from his sample."""
+    scenario, station, up = _brought_up(seed=6, duration_s=8.0, delay_error_s=5e-3)
+    divider = scenario.reference.divider
+    assert len(up.sync_sample) >= 2_000
+    for sub in ("narrow", "wide"):
+        (tmp_path / sub).mkdir()
+    # a search too narrow to reach it: the link stops before the first announcement
+    alice, bob = _nodes(tmp_path / "narrow", scenario, station, up, seed=6, block_bits=40_000,
+                        sync_search=2)
+    with pytest.raises(LinkError, match="slot synchronisation failed: no offset within ±2"):
+        exchange(alice, bob, bob.start())
+    assert alice.sync_result is not None and not alice.sync_result.found
+    with pytest.raises(LinkError, match="no slot synchronisation"):
+        bob.step()
+    # wide enough: sifting works on the offset Alice found
+    alice, bob = _nodes(tmp_path / "wide", scenario, station, up, seed=6, block_bits=40_000,
+                        sync_search=10)
+    exchange(alice, bob, bob.start())
+    assert bob.slot_offset == up.slot_offset + 6 * divider
+    assert bob.sync_result["errors"] < 0.05 * bob.sync_result["compared"]
+    for _ in range(8):
+        exchange(alice, bob, bob.step())
+    assert bob.totals.sifted_z > 1_000 and bob.totals.mismatched_batches == 0
+    assert bob.totals.x_errors < 0.2 * bob.totals.sifted_x
 
 
 @pytest.mark.parametrize("args, message", [

@@ -3,8 +3,8 @@
 #   ref_clk ─▶ MMCM (clk_wiz) ─▶ aclk (core, DMAs, interconnects, PS AXI ports)
 #              locked ─▶ proc_sys_reset ◀─ PS fabric reset
 #   PS master ─▶ AXI interconnect ─▶ core s_axi, every DMA's S_AXI_LITE
-#   core m_axis* ─▶ AXI DMA S2MM ┐
-#   core s_axis* ◀─ AXI DMA MM2S ┴▶ AXI interconnect ─▶ PS HP slave (DDR)
+#   core m_axis* ─▶ AXI DMA S2MM ──────────────────┐
+#   core s_axis* ◀─ AXIS data FIFO ◀─ AXI DMA MM2S ┴▶ AXI interconnect ─▶ PS HP slave (DDR)
 #   core irq ─▶ xlconcat ─▶ PS interrupt          core 1-bit pins ─▶ board pins (XDC)
 #
 # Names: the core is tbqkd(instance) (hdl/ip.py INSTANCE_NAME), each stream's DMA is the name
@@ -109,7 +109,7 @@ proc tbqkd_build_block_design {} {
     lappend reset_pins $mem/M00_ARESETN
     set i 0
     foreach stream $tbqkd(streams) {
-        lassign $stream prefix direction width dma
+        lassign $stream prefix direction width dma fifo fifo_depth
         create_bd_cell -type ip -vlnv [tbqkd_ipdef axi_dma] $dma
         # The memory side must be at least as wide as the stream (one record per beat).
         set mm_width [expr {max(64, $width)}]
@@ -131,8 +131,18 @@ proc tbqkd_build_block_design {} {
                 CONFIG.c_include_s2mm 0 CONFIG.c_m_axis_mm2s_tdata_width $width \
                 CONFIG.c_m_axi_mm2s_data_width $mm_width CONFIG.c_mm2s_burst_size 16]] \
                 [get_bd_cells $dma]
+            # An AXI4-Stream data FIFO carries the core while the host arms the next transfer
+            # (a simple-mode DMA has one in flight).
+            create_bd_cell -type ip -vlnv [tbqkd_ipdef axis_data_fifo] $fifo
+            set_property -dict [list CONFIG.FIFO_DEPTH $fifo_depth \
+                CONFIG.TDATA_NUM_BYTES [expr {$width / 8}] CONFIG.HAS_TLAST 1] \
+                [get_bd_cells $fifo]
             connect_bd_intf_net [get_bd_intf_pins $dma/M_AXIS_MM2S] \
+                [get_bd_intf_pins $fifo/S_AXIS]
+            connect_bd_intf_net [get_bd_intf_pins $fifo/M_AXIS] \
                 [get_bd_intf_pins $core/$prefix]
+            lappend clock_pins $fifo/s_axis_aclk
+            lappend reset_pins $fifo/s_axis_aresetn
             connect_bd_intf_net [get_bd_intf_pins $dma/M_AXI_MM2S] \
                 [get_bd_intf_pins [format "%s/S%02d_AXI" $mem $i]]
             lappend clock_pins $dma/m_axi_mm2s_aclk

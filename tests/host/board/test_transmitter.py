@@ -300,19 +300,28 @@ def test_alice_node_refuses_a_batch_with_an_empty_slot_and_answers_a_good_one(tm
     sent = sent_states(core)
     psk = secrets.token_bytes(4096)
     bob = AuthenticatedChannel("bob", psk)
-    alice = AliceNode(AuthenticatedChannel("alice", psk), DistillConfig(), alice_tx.states)
-    assert alice.receive(bob.seal({"type": "sync", "slot_offset": 0, "divider": 64,
-                                   "qber_estimate": 0.0})) == []
+    alice = AliceNode(AuthenticatedChannel("alice", psk), DistillConfig(), alice_tx.states,
+                      sync_min_compared=20)
+    z_slots = np.flatnonzero((sent == 0) | (sent == 1))
+    z_slots = z_slots[z_slots >= 64][:40]
+    first, packed = _pack_slots(z_slots - 64)          # Bob's numbering: one divider behind
+    (result,) = alice.receive(bob.seal({
+        "type": "sync", "slot_offset": 0, "divider": 64, "search": 2, "qber_estimate": 0.0,
+        "count": int(z_slots.size), "first_slot": first, "slots": packed,
+        "bits": pack_bits(sent[z_slots].astype(np.uint8))}))
+    result = bob.open(result)
+    assert result["found"] and result["slot_offset"] == 64 and result["errors"] == 0
 
     def announce(batch: int, slots: np.ndarray) -> dict:
-        first, packed = _pack_slots(slots)
+        first, packed = _pack_slots(slots - 64)
         frame = bob.seal({"type": "announce", "batch": batch, "count": int(slots.size),
                           "first_slot": first, "slots": packed,
                           "bases": pack_bits(np.zeros(slots.size, np.uint8))}, deferred=True)
         (answer,) = alice.receive(frame)
         return bob.open(answer)
 
-    good = np.flatnonzero(sent >= 0)[:300:3]
+    good = np.flatnonzero(sent >= 0)
+    good = good[good >= 64][:300:3]
     answer = announce(0, good)
     assert answer["count"] == good.size
     np.testing.assert_array_equal(unpack_bits(answer["bases"], good.size),
