@@ -1044,7 +1044,7 @@ class ModelDevice(Device):
             absolute = end_slot + self._classifier.slot_base
             complete = self._clock.first_cycle_at_slot(absolute) + 1
             stop = min(complete, until)
-            cut = int(np.searchsorted(cycle, stop))
+            cut = int(np.searchsorted(cycle, stop)) if len(cycle) else 0
             self._add_counts(window[1], kind[done:cut], first[done:cut], alice[done:cut],
                              four_state)
             done = cut
@@ -1058,6 +1058,8 @@ class ModelDevice(Device):
 
     @staticmethod
     def _add_counts(counts, kind, first, alice, four_state) -> None:
+        if not len(kind):
+            return
         x = kind == 1
         err = (first ^ alice) & 1 if four_state else first & 1
         inc = (int(x.sum()), int((x & (err == 1)).sum()), int((~x & (first == 0)).sum()),
