@@ -34,6 +34,17 @@ what cycle ``t`` decided):
   basis, ``x_bit`` = 1 for |−>), and if both bases are Z a sifted record (slot, Alice's bit);
   a vacuum slot → no answer, ``err_vacuum``. Not in the ring → no answer, ``err_out_of_ring``
   and the sticky ``protocol_error``. Answers are never given for a state Alice does not have.
+* **Announcement latency** (:data:`ANSWER_LATENCY`). The gateware decides in a pipeline: an
+  announcement transferred in cycle ``a`` (in-ring check against ``S`` of cycle ``a``, ring
+  read at the end of ``a``) has its answer and sifted record in the output FIFOs, and
+  ``answers``/``sifted_z``/``err_vacuum``/``err_out_of_ring``/``protocol_error`` stepped, in
+  cycle ``a + 3`` if the output FIFOs had room (later under back-pressure, which also holds
+  the input); ``announcements`` steps in ``a + 1``. The model applies all of it in cycle
+  ``a``. ``clear_counters``/``clear_error`` in cycle ``c`` apply to every announcement
+  transferred in cycles up to ``c``, in the model and in the gateware alike (an announcement
+  still in flight at ``c`` is not counted / does not set ``protocol_error`` when it is
+  written), so records, counters and ``protocol_error`` equal the gateware's as soon as the
+  announcements in flight are written, whatever the commands' and back-pressure's timing.
 * ``restart`` (a pulse): ``slot``, ``phase``, the pattern index and the reference divider go to
   0 and no slot starts in that cycle; the ring's old entries are out of range from then on.
 * **State stream** (``state_stream``): the codes of 16 consecutive slots started with
@@ -69,10 +80,14 @@ from .tx_registers import (
 )
 
 __all__ = ["TxConfig", "Answer", "StatesRecord", "CycleOutputs", "TransmitterModel",
-           "random_states", "pins_of", "POOL_BITS"]
+           "random_states", "pins_of", "POOL_BITS", "ANSWER_LATENCY"]
 
 #: Capacity of the random-bit buffer.
 POOL_BITS = 2 * RANDOM_BITS
+
+#: Clocks from an announcement's transfer to its answer in the output FIFO (and its counters
+#: stepped) without back-pressure: taken, ring read, registered, written.
+ANSWER_LATENCY = 3
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,24 @@ the host keeps the states: with ``state_stream`` every slot's state leaves on
 ``m_axis_states`` (``STATES`` records of 16 slots; a record that finds its 16-deep queue full
 is dropped and counted) and the host answers.
 
-Announcement path (one record per clock): an announcement is taken when stage 1 is free or
-moving on; its slot is checked against the slot counter of that cycle and the ring is read at
-the same clock edge; stage 1 writes the answer (and sifted record) into 4-deep FIFOs and
-stalls while either is full, so back-pressure on ``m_axis_answer``/``m_axis_sifted`` only
-delays announcements. Latency: an announcement transferred in cycle ``a`` is in the FIFO at
-``a + 2``; the framer holds the newest record until the next one or ``flush_cycles`` idle
-cycles (:class:`~tbqkd.hdl.tagger.TagFramer`). The slot counter is 48 bits and does not wrap
-(2^48 slots: 43 days at 75.947 MHz; restart sessions before that).
+Announcement path (one record per clock, three steps): an announcement is taken when stage 1
+is free or moving on; its slot is checked against the slot counter of that cycle and the ring
+is read at the same clock edge; stage 1 holds the ring's block-RAM output; stage 2 holds it
+registered (the decision bits computed on the way in) and writes the answer (and sifted
+record) into 4-deep FIFOs, stalling while either is full. A stalled stage 2 stalls stage 1
+(whose ring read is then held: the RAM is not read again), a stalled stage 1 the input, so
+back-pressure on ``m_axis_answer``/``m_axis_sifted`` only delays announcements. Latency
+(:data:`~tbqkd.hdl.golden_transmitter.ANSWER_LATENCY`): an announcement transferred in cycle
+``a`` is in the FIFO, and the ``answers``/``sifted_z``/``err_*`` counters and
+``protocol_error`` have stepped, at ``a + 3`` without back-pressure (``announcements`` at ``a +
+1``); the register between the ring read and the decision keeps the block RAM's clock-to-out
+and the multiplexer over its blocks out of the FIFO and counter logic. ``clear_counters`` and
+``clear_error`` apply to every announcement taken up to their cycle, even one still in the
+pipeline (its answer is written, but not counted; its miss does not set ``protocol_error``), as
+in the model: ``announcements`` always equals ``answers + err_vacuum + err_out_of_ring`` once
+the pipeline is empty. The framer holds the newest record until the next one or
+``flush_cycles`` idle cycles (:class:`~tbqkd.hdl.tagger.TagFramer`). The slot counter is 48
+bits and does not wrap (2^48 slots: 43 days at 75.947 MHz; restart sessions before that).
 """
 
 from __future__ import annotations
@@ -235,6 +245,13 @@ class Transmitter(wiring.Component):
                      w_port.en.eq(slot_start)]
 
         # --- announcements -------------------------------------------------------------------
+        # Three steps, one announcement per clock: taken (the slot checked against the slot
+        # counter, the ring read at the same edge); stage 1 holds the block RAM's output while
+        # the next stage is busy; stage 2 holds it registered, with the decision bits, and
+        # writes the answer and sifted FIFOs. A full FIFO stalls stage 2, stage 2 stalls stage
+        # 1 and stage 1 the input: nothing is dropped, no FIFO is written while full.
+        # "counted"/"flagged": no clear_counters/clear_error since the announcement was taken
+        # (a command applies to every announcement taken up to its cycle, as in the model).
         ann = Signal(struct_layout(ANNOUNCE))
         m.d.comb += ann.eq(self.ann_tdata)
         m.submodules.answers = ans_fifo = fifo.SyncFIFOBuffered(width=_ANSWER_FIELDS.size,
@@ -246,43 +263,71 @@ class Transmitter(wiring.Component):
         s1_slot = Signal(SLOT_BITS)
         s1_basis = Signal()
         s1_in_ring = Signal()
-        s1_push = Signal()
+        s1_counted = Signal()
+        s1_flagged = Signal()
+        s2_valid = Signal()
+        s2_seq = Signal(SEQ_BITS)
+        s2_slot = Signal(SLOT_BITS)
+        s2_entry = Signal(RING_ENTRY)
+        s2_answer = Signal()            # in the ring and sent
+        s2_sift = Signal()              # ... and both bases Z
+        s2_vacuum = Signal()            # in the ring, not sent
+        s2_out_of_ring = Signal()
+        s2_counted = Signal()
+        s2_flagged = Signal()
+        s2_push = Signal()
+        s1_move = Signal()
         accept = Signal()
         m.d.comb += [
-            s1_push.eq(s1_valid & ans_fifo.w_rdy & sift_fifo.w_rdy),
-            self.ann_tready.eq(~s1_valid | s1_push),
+            s2_push.eq(s2_valid & ans_fifo.w_rdy & sift_fifo.w_rdy),
+            s1_move.eq(s1_valid & (~s2_valid | s2_push)),
+            self.ann_tready.eq(~s1_valid | s1_move),
             accept.eq(self.ann_tvalid & self.ann_tready),
             incr["announcements"].eq(accept),
             r_port.addr.eq(ann.slot[:addr_bits]), r_port.en.eq(accept),
         ]
         age = Signal(SLOT_BITS + 1)      # S − slot; in the ring iff 1 ≤ age ≤ depth
         m.d.comb += age.eq(self.slot - ann.slot)
-        with m.If(s1_push):
+        keep_count = ~self.clear_counters
+        keep_flag = ~self.clear_error
+        with m.If(s1_move):
             m.d.sync += s1_valid.eq(0)
+        m.d.sync += [s1_counted.eq(s1_counted & keep_count),
+                     s1_flagged.eq(s1_flagged & keep_flag)]
         with m.If(accept):
             m.d.sync += [s1_valid.eq(1), s1_seq.eq(ann.seq), s1_slot.eq(ann.slot),
                          s1_basis.eq(ann.basis),
-                         s1_in_ring.eq(~age[-1] & (age != 0) & (age <= depth))]
-        stored = Signal(RING_ENTRY)
+                         s1_in_ring.eq(~age[-1] & (age != 0) & (age <= depth)),
+                         s1_counted.eq(keep_count), s1_flagged.eq(keep_flag)]
+        stored = Signal(RING_ENTRY)     # the ring's output: valid (and held) while s1_valid
         m.d.comb += stored.eq(r_port.data)
-        alice_basis = Signal()
-        m.d.comb += alice_basis.eq(stored.state[1])
-        answered = Signal()
+        with m.If(s2_push):
+            m.d.sync += s2_valid.eq(0)
+        m.d.sync += [s2_counted.eq(s2_counted & keep_count),
+                     s2_flagged.eq(s2_flagged & keep_flag)]
+        with m.If(s1_move):
+            m.d.sync += [s2_valid.eq(1), s2_seq.eq(s1_seq), s2_slot.eq(s1_slot),
+                         s2_entry.eq(stored),
+                         s2_answer.eq(s1_in_ring & stored.sent),
+                         s2_sift.eq(s1_in_ring & stored.sent & ~stored.state[1] & ~s1_basis),
+                         s2_vacuum.eq(s1_in_ring & ~stored.sent),
+                         s2_out_of_ring.eq(~s1_in_ring),
+                         s2_counted.eq(s1_counted & keep_count),
+                         s2_flagged.eq(s1_flagged & keep_flag)]
         m.d.comb += [
-            answered.eq(s1_push & s1_in_ring & stored.sent),
-            incr["answers"].eq(answered),
-            incr["sifted_z"].eq(answered & ~alice_basis & ~s1_basis),
-            incr["err_vacuum"].eq(s1_push & s1_in_ring & ~stored.sent),
-            incr["err_out_of_ring"].eq(s1_push & ~s1_in_ring),
-            ans_fifo.w_en.eq(incr["answers"]),
-            ans_fifo.w_data.eq(Cat(s1_seq, s1_slot, alice_basis, stored.state == 3)),
-            sift_fifo.w_en.eq(incr["sifted_z"]),
-            sift_fifo.w_data.eq(Cat(s1_slot, stored.state[0])),
+            incr["answers"].eq(s2_push & s2_answer & s2_counted),
+            incr["sifted_z"].eq(s2_push & s2_sift & s2_counted),
+            incr["err_vacuum"].eq(s2_push & s2_vacuum & s2_counted),
+            incr["err_out_of_ring"].eq(s2_push & s2_out_of_ring & s2_counted),
+            ans_fifo.w_en.eq(s2_push & s2_answer),
+            ans_fifo.w_data.eq(Cat(s2_seq, s2_slot, s2_entry.state[1], s2_entry.state == 3)),
+            sift_fifo.w_en.eq(s2_push & s2_sift),
+            sift_fifo.w_data.eq(Cat(s2_slot, s2_entry.state[0])),
         ]
-        with m.If(incr["err_out_of_ring"]):
-            m.d.sync += self.protocol_error.eq(1)
-        with m.Elif(self.clear_error):
+        with m.If(self.clear_error):
             m.d.sync += self.protocol_error.eq(0)
+        with m.Elif(s2_push & s2_out_of_ring & s2_flagged):
+            m.d.sync += self.protocol_error.eq(1)
 
         # --- state stream: 16 slots a record ---------------------------------------------
         group = Signal(4 * STATES_PER_RECORD)

@@ -20,6 +20,8 @@ CORE_TESTS = [
     "test_four_state",
     "test_out_of_ring",
     "test_back_to_back",
+    "test_latency",
+    "test_commands_in_flight",
 ]
 CORE_DEPTH = 64
 TOP_DEPTH = 1024

@@ -33,6 +33,7 @@ from cocotbext.axi import (
 )
 from tbqkd.hdl.golden_sifter import Announcement, SiftedKey
 from tbqkd.hdl.golden_transmitter import (
+    ANSWER_LATENCY,
     Answer,
     StatesRecord,
     TransmitterModel,
@@ -47,10 +48,15 @@ from tbqkd.hdl.tx_registers import TX_COUNTERS, transmitter_regmap
 DEPTH = int(os.environ.get("TBQKD_TX_DEPTH", "64"))      # set by test_transmitter_cocotb.py
 FRAME_WORDS = 8
 FLUSH_CYCLES = 16
+#: Announcements taken while m_axis_answer is blocked (all answered): the 4-deep answer FIFO,
+#: the framer's two (the record held back and the output register), stage 2 and stage 1.
+BLOCKED_CAPACITY = 8
 CONFIG_PORTS = ("run", "four_state", "pattern_mode", "slot_divider", "basis_bits",
                 "x_threshold", "pattern", "pattern_length", "ref_divider", "mod_delay",
                 "mod_width", "state_stream")
 PULSES = ("restart", "clear_counters", "clear_error")
+WATCHED = ("announcements", "answers", "sifted_z", "err_vacuum", "err_out_of_ring",
+           "protocol_error", "ann_tready")
 
 
 class TxBench:
@@ -73,6 +79,8 @@ class TxBench:
         self.state_records: list[tuple[StatesRecord, int]] = []
         self.mismatches: list[str] = []
         self.outputs_log: list[tuple[int, ...]] = []
+        self.watch = False             # log WATCHED (counters, flag) every cycle
+        self.watch_log: dict[int, tuple[int, ...]] = {}     # cycle -> WATCHED values
         self._pulses: set[str] = set()
         self._beat: int | None = None
         self._ann: Announcement | None = None
@@ -124,6 +132,7 @@ class TxBench:
         outs = [dut.rnd_tready, dut.mod_early, dut.mod_late, dut.mod_phase, dut.reference,
                 dut.slot]
         ann_tready = dut.ann_tready
+        watched = [getattr(dut, name) for name in WATCHED]
         ans = (dut.ans_tvalid, dut.ans_tdata, dut.ans_tlast)
         sift = (dut.sift_tvalid, dut.sift_tdata, dut.sift_tlast)
         states = (dut.states_tvalid, dut.states_tdata, dut.states_tlast)
@@ -168,6 +177,8 @@ class TxBench:
             drive(dut.states_tready, states_ready)
             await read_only
             got = tuple(int(h.value) for h in outs)
+            if self.watch:
+                self.watch_log[self.cycle] = tuple(int(h.value) for h in watched)
             accepted = None
             if self._ann is not None and ann_tready.value:
                 accepted, self._ann = self._ann, None
@@ -453,6 +464,100 @@ async def test_back_to_back(dut):
     # an announcement held back by a stalled output ages one slot a clock: some leave the ring
     assert c["announcements"] == 500 == c["answers"] + c["err_vacuum"] + c["err_out_of_ring"]
     assert c["answers"] > 400
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_latency(dut):
+    """The announcement pipeline's timing (k = 1, outputs ready): an announcement taken in
+    cycle a counts in ``announcements`` at a + 1; its answer, sifted record or error counts
+    (the enables that write the FIFOs) and ``protocol_error`` at a + ANSWER_LATENCY, one at a
+    time and back to back, with the input ready in every cycle. A blocked output stops the
+    input once the queue and both stages are full; nothing is lost."""
+    tb = TxBench(dut, seed=8)
+    await tb.start()
+    tb.configure(pattern_mode=1, run=1)         # e, l, +, + repeated
+    await tb.cycles(2 * DEPTH)
+    tb.watch = True
+    offsets = [-1, -2, -3, -4, -DEPTH, 0, -DEPTH - 1, -5, -6, 3]
+    for offset in offsets:                      # one at a time
+        tb.announce(offset=offset, basis=0)
+        await tb.cycles(6)
+    for _ in range(16):                         # back to back
+        tb.announce(offset=-int(tb.rng.integers(1, DEPTH + 4)), basis=0)
+    await tb.settle()
+    tb.watch = False
+    log, taken = tb.watch_log, list(tb.accepted)
+    assert len(taken) == len(offsets) + 16
+    assert taken[-1][0] - taken[-16][0] == 15, "not one announcement per clock"
+    answered = {a.seq for a in tb.model.answers}
+    kinds = {"answers": [], "sifted_z": [], "err_out_of_ring": []}      # cycles taken
+    for cycle, ann in taken:
+        if ann.seq not in answered:
+            kinds["err_out_of_ring"].append(cycle)
+            continue
+        kinds["answers"].append(cycle)
+        if ann.basis == 0 and STATE_BASIS[tb.model.session_state(ann.slot)] == 0:
+            kinds["sifted_z"].append(cycle)
+    assert all(len(v) >= 3 for v in kinds.values()), kinds
+    assert min(log) <= taken[0][0] and max(log) > taken[-1][0] + ANSWER_LATENCY
+    for cycle in sorted(log):
+        got = dict(zip(WATCHED, log[cycle], strict=True))
+        want = {name: sum(a + ANSWER_LATENCY <= cycle for a in cycles)
+                for name, cycles in kinds.items()}
+        want.update(announcements=sum(a + 1 <= cycle for a, _ in taken), err_vacuum=0,
+                    protocol_error=int(want["err_out_of_ring"] > 0), ann_tready=1)
+        assert got == want, f"cycle {cycle}: got {got}, want {want}"
+    # back-pressure: the slot clock paused (no announcement ages out of the ring, so every one
+    # needs the answer queue), the answer output blocked
+    tb.configure(run=0)
+    tb.ans_ready = 0.0
+    await tb.cycles(4 * FLUSH_CYCLES)
+    before = len(tb.accepted)
+    for _ in range(30):
+        tb.announce(offset=-int(tb.rng.integers(1, DEPTH + 1)), basis=1)
+    await tb.cycles(100)
+    held = len(tb.accepted) - before
+    await tb.cycles(100)
+    assert len(tb.accepted) - before == held == BLOCKED_CAPACITY, held
+    assert int(dut.ann_tready.value) == 0
+    tb.ans_ready = 1.0
+    await tb.settle()
+    c = await tb.check()
+    assert c["answers"] == len(kinds["answers"]) + 30
+    assert c["announcements"] == len(taken) + 30
+
+
+@cocotb.test(timeout_time=100, timeout_unit="ms")
+async def test_commands_in_flight(dut):
+    """clear_counters and clear_error at random cycles while announcements (a fifth out of the
+    ring) are in the pipeline under back-pressure: a command applies to every announcement
+    taken up to its cycle, so counters and protocol_error equal the model's, and
+    ``announcements`` = ``answers + err_vacuum + err_out_of_ring`` whenever the path is empty."""
+    tb = TxBench(dut, seed=9)
+    await tb.start()
+    tb.rnd_probability = 0.6
+    tb.configure(run=1, slot_divider=2)
+    await tb.cycles(2 * DEPTH)
+    tb.ans_ready, tb.sift_ready = 0.6, 0.6
+    bob = random_bob(0.6, out_of_ring=0.2)
+    pulses = {"clear_counters": 0, "clear_error": 0}
+
+    def bob_and_commands(bench: TxBench) -> None:
+        bob(bench)
+        for name in pulses:
+            if bench.rng.random() < 0.04:
+                bench.pulse(name)
+                pulses[name] += 1
+
+    tb.bob = bob_and_commands
+    for _ in range(6):
+        await tb.cycles(400)
+        tb.bob = None
+        await tb.settle()
+        c = await tb.check()
+        assert c["announcements"] == c["answers"] + c["err_vacuum"] + c["err_out_of_ring"]
+        tb.bob = bob_and_commands
+    assert min(pulses.values()) > 50
 
 
 # --- the whole top through its AXI ports ---------------------------------------------------
