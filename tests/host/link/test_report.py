@@ -381,8 +381,8 @@ def test_runlog_converts_numpy_and_nan_and_keeps_ids(tmp_path):
     assert window["detections"] == 31000 and window["qber_x"] is None
     assert window["locked"] is True and window["phase_rad"] == 0.25
     assert records["calibration"][0]["delays_ps"] == [0, 300]
-    assert log.counts == {"run": 1, "calibration": 1, "sync": 0, "window": 1, "block": 0, "warning": 0,
-                          "summary": 0}
+    assert log.counts == {"run": 1, "calibration": 1, "sync": 0, "window": 1, "block": 0,
+                          "warning": 0, "summary": 0}
 
 
 def test_runlog_first_record_is_run_and_resume_appends(tmp_path):
