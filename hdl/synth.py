@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import verilog
-from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Shape, Signal
+from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,6 +42,7 @@ from .tx_registers import RING_DEPTH
 
 __all__ = ["SynthHarness", "PinHarness", "XilinxReport", "xilinx_report", "ecp5_report_fmax",
            "xilinx_utilisation", "ecp5_fmax", "transmitter_utilisation", "transmitter_fmax",
+           "TaggerHarness", "tagger_fmax",
            "plain_verilog", "SynthError"]
 
 #: Converts an elaboratable to Verilog text with the given top-level module name.
@@ -162,6 +163,71 @@ class PinHarness(wiring.Component):
                 fold = getattr(self, f"{name}_fold")
                 m.d.harness += fold.eq(Cat(*(port[i::8].xor() for i in range(len(fold)))))
         return m
+
+
+class TaggerHarness(wiring.Component):
+    """The :class:`~tbqkd.hdl.tagger.Tagger` alone (part 1 of the core) with few pins.
+
+    Each channel's sample word comes from a shift register on ``ch<N>_serial``, every other
+    input (the register values) from one long shift register on ``ctl_serial``, ``tready``
+    from its pin; every output is folded into 8 registered XOR bits, and those into one byte
+    through a registered XOR tree (``fold``). The simulation-only skip ports are tied off, as
+    in synthesis.
+    """
+
+    def __init__(self, config: TaggerConfig) -> None:
+        self._config = config
+        super().__init__({"clk": In(1), "rst": In(1), "ctl_serial": In(1), "tready": In(1),
+                          "fold": Out(8),
+                          **{f"ch{ch}_serial": In(1) for ch in range(config.n_channels)}})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        c = self._config
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += [cd.clk.eq(self.clk), cd.rst.eq(self.rst)]
+        m.submodules.tagger = tagger = Tagger(c)
+        inputs, outputs = [], []
+        for path, member, value in tagger.signature.flatten(tagger):
+            name = ".".join(str(p) for p in path)
+            if name == "words" or name.startswith("skip"):
+                continue
+            if name == "tready":
+                m.d.comb += value.eq(self.tready)
+                continue
+            (inputs if member.flow == In else outputs).append(Value.cast(value))
+        for ch in range(c.n_channels):
+            shift = Signal(c.word_width, name=f"shift{ch}")
+            m.d.sync += shift.eq(Cat(getattr(self, f"ch{ch}_serial"), shift[:-1]))
+            m.d.comb += tagger.words[ch].eq(shift)
+        control = Signal(sum(len(v) for v in inputs))
+        m.d.sync += control.eq(Cat(self.ctl_serial, control[:-1]))
+        at = 0
+        for value in inputs:
+            m.d.comb += value.eq(control[at:at + len(value)])
+            at += len(value)
+        folds = []
+        for value in outputs:
+            fold = Signal(8)
+            m.d.sync += fold.eq(Cat(*(value[i::8].xor() if i < len(value) else 0
+                                      for i in range(8))))
+            folds.append(fold)
+        while len(folds) > 1:                   # four to one per registered level
+            folds_next = []
+            for i in range(0, len(folds), 4):
+                fold = Signal(8)
+                m.d.sync += fold.eq(_xor_bytes(folds[i:i + 4]))
+                folds_next.append(fold)
+            folds = folds_next
+        m.d.comb += self.fold.eq(folds[0])
+        return m
+
+
+def _xor_bytes(values: list[Signal]) -> Value:
+    result = values[0]
+    for value in values[1:]:
+        result = result ^ value
+    return result
 
 
 def plain_verilog(design: Elaboratable, top: str) -> str:
@@ -302,6 +368,14 @@ def ecp5_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 1)
     """
     return ecp5_report_fmax(SynthHarness(config), "tbqkd_synth", target_mhz=target_mhz,
                             seed=seed, log_name="nextpnr-ecp5.log")
+
+
+def tagger_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 1) -> float:
+    """Maximum clock frequency (MHz) of the tagger alone after nextpnr-ecp5 place and route on
+    an LFE5U-85F-8, through :class:`TaggerHarness` (log:
+    ``build/synth/nextpnr-ecp5-tbqkd_tagger_synth.log``)."""
+    return ecp5_report_fmax(TaggerHarness(config), "tbqkd_tagger_synth", clock="clk",
+                            target_mhz=target_mhz, seed=seed)
 
 
 def transmitter_fmax(ring_depth: int = RING_DEPTH, *, target_mhz: float = 200.0,

@@ -7,6 +7,7 @@ import time
 from tbqkd.hdl.config import TaggerConfig
 from tbqkd.hdl.synth import (
     ecp5_fmax,
+    tagger_fmax,
     transmitter_fmax,
     transmitter_utilisation,
     xilinx_utilisation,
@@ -24,6 +25,7 @@ def run(quick: bool = False) -> dict:
     tagger = xilinx_utilisation(config, tagger_only=True)
     xilinx_s = time.perf_counter() - started
     fmax = None if quick else ecp5_fmax(config)
+    tagger_mhz = None if quick else tagger_fmax(config)
     tx_started = time.perf_counter()
     tx = transmitter_utilisation(RING_DEPTH)
     tx_xilinx_s = time.perf_counter() - tx_started
@@ -36,6 +38,7 @@ def run(quick: bool = False) -> dict:
         "brams_percent": round(100 * xc7.brams / XC7Z020["brams"], 1),
         "luts_percent": round(100 * xc7.luts / XC7Z020["luts"], 1),
         "tagger_luts": tagger.luts, "tagger_ffs": tagger.ffs, "tagger_brams": tagger.brams,
+        "tagger_dsps": tagger.dsps, "tagger_fmax_mhz": tagger_mhz,
         "fmax_mhz": fmax,
         "fmax_part": "LFE5U-85F-8 (CABGA756), nextpnr-ecp5, seed 1",
         "xilinx_part": "xc7z020 (Yosys synth_xilinx -family xc7)",

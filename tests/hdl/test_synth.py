@@ -19,7 +19,14 @@ from amaranth.back import verilog
 from amaranth.hdl import ClockDomain, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-from tbqkd.hdl.synth import PinHarness, plain_verilog, transmitter_utilisation, xilinx_report
+from tbqkd.hdl.config import TaggerConfig
+from tbqkd.hdl.synth import (
+    PinHarness,
+    TaggerHarness,
+    plain_verilog,
+    transmitter_utilisation,
+    xilinx_report,
+)
 from tbqkd.hdl.transmitter import (
     RING_MEMORY,
     TX_TOP_NAME,
@@ -107,6 +114,24 @@ def test_pin_harness_keeps_one_bit_ports_and_serialises_the_rest():
     assert pins < 365                                      # user I/O of the ECP5-85 CABGA756
     text = transmitter_verilog(harness, "tx_synth")
     assert "reg [2:0] ring [63:0];" in text and _RING_INIT_LINE.findall(text) == []
+
+
+def test_tagger_harness_has_few_pins_and_keeps_every_tagger_output():
+    config = TaggerConfig()
+    harness = TaggerHarness(config)
+    pins = sum(len(getattr(harness, name)) for name in harness.signature.members)
+    assert pins == 4 + 8 + config.n_channels          # clk, rst, ctl_serial, tready, fold
+    text = plain_verilog(harness, "tagger_synth")
+    top = text[text.index("module tagger_synth("):]
+    top = top[:top.index("endmodule")]
+    # a shift register per channel word (Amaranth declares each register and its next value)
+    assert len(re.findall(rf"reg \[{config.word_width - 1}:0\] ", top)) == 2 * config.n_channels
+    # every output of the tagger is folded into a registered byte (none left unused)
+    from tbqkd.hdl.tagger import Tagger
+    tagger = Tagger(config)
+    outputs = [p for p, member, _ in tagger.signature.flatten(tagger)
+               if member.flow == wiring.Out]
+    assert len(re.findall(r"reg \[7:0\] ", top)) >= len(outputs) > 10
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
