@@ -174,6 +174,34 @@ def _read_psk(path: str) -> bytes:
     return data
 
 
+_BITFILE = typer.Option(None, help="pynq: this node's bitstream (.hwh beside it)")
+_QRNG = typer.Option(None, help="pynq, alice: random-bit device or file (default: the OS "
+                     "generator, not for production keys)")
+_SLOT_DIVIDER = typer.Option(1, help="pynq, alice: fabric clocks per pulse slot (the "
+                             "bitstream's --aclk-mhz / --ref-clk-mhz)")
+_BOARD_KEY = typer.Option(None, "--board-key", help="the board link's key file (tbqkd node psk "
+                          "FILE; the same on the board and its node, not the nodes' key)")
+
+
+@app.command()
+def board(role: str = typer.Argument(..., help="alice | bob"),
+          listen: str = typer.Option(..., help="HOST:PORT to serve the node on"),
+          board_key: str = _BOARD_KEY, bitfile: str = _BITFILE, qrng: str = _QRNG) -> None:
+    """On a board: serve its core to the node on a companion computer (`tbqkd node ROLE
+    --backend pynq --board HOST:PORT`). Bob's board serves his receiver's registers and
+    streams; Alice's runs her transmitter as her node configures it and serves its states.
+    Stop with Ctrl-C.
+    """
+    from tbqkd.link_run import RunError, RunOptions, serve_board
+
+    options = RunOptions(backend="pynq", bitfile=bitfile, qrng=qrng, board_key=board_key)
+    try:
+        summary = serve_board(options, role, listen)
+    except RunError as error:
+        fail(str(error))
+    typer.echo(json.dumps(summary))
+
+
 @app.command()
 def node(role: str = typer.Argument(..., help="alice | bob | psk"),
          target: str = typer.Argument(None, help="psk: the key file to create"),
@@ -184,19 +212,20 @@ def node(role: str = typer.Argument(..., help="alice | bob | psk"),
          duration: float = _DURATION, seed: int = _SEED, no_feedback: bool = _NO_FEEDBACK,
          eve: str = _EVE, as_json: bool = _JSON, out: str = _OUT, block_bits: int = _BLOCK,
          ec: str = _EC,
-         bitfile: str = typer.Option(None, help="pynq: this node's bitstream (.hwh beside it)"),
-         qrng: str = typer.Option(None, help="pynq, alice: random-bit device or file (default: "
-                                  "the OS generator, not for production keys)"),
-         slot_divider: int = typer.Option(1, help="pynq, alice: fabric clocks per pulse slot "
-                                          "(the bitstream's --aclk-mhz / --ref-clk-mhz)"),
+         bitfile: str = _BITFILE, qrng: str = _QRNG, slot_divider: int = _SLOT_DIVIDER,
          sync_search_s: float = typer.Option(
              None, "--sync-search-s", help="bob: how well (s) the start of Alice's "
              "transmission is known; the slot synchronisation searches that far (default: 1 s "
-             "on boards)")) -> None:
+             "on boards)"),
+         board: str = typer.Option(None, help="pynq: HOST:PORT of this node's board, served by "
+                                   "`tbqkd board` (the node then runs on this computer)"),
+         board_key: str = _BOARD_KEY) -> None:
     """Alice and Bob as two processes over TCP (`tbqkd node psk KEYFILE` makes a shared key).
 
     With `--backend pynq` each runs on its own board: Alice drives her transmitter core, Bob
-    his receiver core and detectors.
+    his receiver core and detectors. With `--board HOST:PORT` the node runs on a companion
+    computer and its board serves the core (`tbqkd board`): the PYNQ-Z2 has no numba for the
+    distillation.
     """
     import os
     import secrets
@@ -224,7 +253,7 @@ def node(role: str = typer.Argument(..., help="alice | bob | psk"),
                          duration_s=duration, seed=seed, feedback=not no_feedback, eve=eve,
                          run_dir=out, block_bits=block_bits, ec_method=ec, live=not as_json,
                          bitfile=bitfile, qrng=qrng, slot_divider=slot_divider,
-                         sync_search_s=sync_search_s)
+                         sync_search_s=sync_search_s, board=board, board_key=board_key)
     from tbqkd.host.device import DeviceError
     from tbqkd.host.protocol import ProtocolError
 

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from tbqkd.sim.twin import Scenario
 
 __all__ = ["RunOptions", "RunError", "LinkSetup", "open_link", "parse_eve", "run_link",
-           "serve_alice", "make_alice", "start_transmitter", "distill_config", "BACKENDS"]
+           "serve_board", "serve_alice", "make_alice", "start_transmitter",
+           "transmitter_settings", "distill_config",
+           "BACKENDS"]
 
 BACKENDS = ("verilator", "model", "pynq")
 ROLES = [Role.REFERENCE, Role.Z, Role.X_PLUS, Role.X_MINUS, Role.OFF]
@@ -64,6 +66,8 @@ class RunOptions:
     slot_divider: int = 1           # pynq, Alice: fabric clocks per slot, as her bitstream's clock
     sync_search_s: float | None = None   # how well Bob knows when Alice's slot 0 left (default:
     #                                      SYNC_SEARCH_S on a board, exact in simulation)
+    board: str | None = None        # pynq: HOST:PORT of this node's board server (tbqkd board)
+    board_key: str | None = None    # pynq: the board link's key file
 
 
 def parse_eve(spec: str | None) -> float:
@@ -272,8 +276,14 @@ def open_link(options: RunOptions) -> LinkSetup:
     duration_s = _bring_up_seconds(twin, scenario, step_s) + options.duration_s
     if options.backend == "pynq":
         from tbqkd.host.board import BoardStation
+        from tbqkd.host.device import DeviceError
+        from tbqkd.host.remote import RemoteDevice
 
-        device = _open_board(options).core
+        try:
+            device = RemoteDevice(_board_client(options)) if options.board else \
+                _open_board(options).core
+        except DeviceError as error:
+            raise RunError(f"--board {options.board}: {error}") from None
         station = BoardStation(device, step_s=step_s, duration_s=duration_s)
     else:
         device = _open_device(options.backend, config)
@@ -638,6 +648,50 @@ STATE_HISTORY_S = 2.0
 TRANSMITTER_SERVICE_S = 0.001
 
 
+def transmitter_settings(options: RunOptions, scenario) -> dict:
+    """What Alice's transmitter is configured with, from the scenario (plain values: they
+    travel to a board server as they are)."""
+    a = scenario.alice
+    return {"p_z": a.p_early + a.p_late, "four_state": a.protocol == "four-state",
+            "slot_divider": options.slot_divider, "ref_divider": scenario.reference.divider,
+            "pulse_rate_hz": scenario.source.pulse_rate_hz}
+
+
+def _open_transmitter(options: RunOptions):
+    """Alice's transmitter overlay and random source on this board.
+
+    Raises
+    ------
+    RunError
+        If the overlay, the core or the random source is not available.
+    """
+    from tbqkd.host.device import DeviceError
+    from tbqkd.host.transmitter import RandomSource, RandomSourceError
+
+    try:
+        from tbqkd.host.pynq_overlay import TransmitterOverlay
+
+        overlay = TransmitterOverlay(options.bitfile)
+        source = RandomSource.from_path(options.qrng) if options.qrng else \
+            RandomSource.os_generator()
+    except (DeviceError, RandomSourceError, OSError, ImportError, ValueError) as error:
+        raise RunError(f"Alice's transmitter not available: {error} (docs/DEPLOY.md)") from None
+    return overlay.core, source
+
+
+def _run_transmitter(core, source, settings: dict):
+    """An :class:`~tbqkd.host.transmitter.AliceTransmitter` on ``core``, configured from
+    :func:`transmitter_settings` and running."""
+    from tbqkd.host.transmitter import AliceTransmitter, StateHistory, TransmitterSettings
+
+    tx = AliceTransmitter(core, source, StateHistory.for_seconds(STATE_HISTORY_S,
+                                                                 settings["pulse_rate_hz"]))
+    tx.start(TransmitterSettings(p_z=settings["p_z"], four_state=settings["four_state"],
+                                 slot_divider=settings["slot_divider"],
+                                 ref_divider=settings["ref_divider"]))
+    return tx
+
+
 def start_transmitter(options: RunOptions, scenario):
     """Alice's transmitter core on this PYNQ board, configured from the scenario and running.
 
@@ -650,30 +704,121 @@ def start_transmitter(options: RunOptions, scenario):
         If the overlay, the core or the random source is not available.
     """
     from tbqkd.host.device import DeviceError
-    from tbqkd.host.transmitter import (
-        AliceTransmitter,
-        RandomSource,
-        RandomSourceError,
-        StateHistory,
-        TransmitterSettings,
-    )
+    from tbqkd.host.transmitter import RandomSourceError
 
+    core, source = _open_transmitter(options)
     try:
-        from tbqkd.host.pynq_overlay import TransmitterOverlay
-
-        overlay = TransmitterOverlay(options.bitfile)
-        source = RandomSource.from_path(options.qrng) if options.qrng else \
-            RandomSource.os_generator()
-        a = scenario.alice
-        tx = AliceTransmitter(overlay.core, source, StateHistory.for_seconds(
-            STATE_HISTORY_S, scenario.source.pulse_rate_hz))
-        tx.start(TransmitterSettings(p_z=a.p_early + a.p_late,
-                                     four_state=a.protocol == "four-state",
-                                     slot_divider=options.slot_divider,
-                                     ref_divider=scenario.reference.divider))
-    except (DeviceError, RandomSourceError, OSError, ImportError, ValueError) as error:
+        return _run_transmitter(core, source, transmitter_settings(options, scenario))
+    except (DeviceError, RandomSourceError, ValueError) as error:
         raise RunError(f"Alice's transmitter not available: {error} (docs/DEPLOY.md)") from None
-    return tx
+
+
+class _AliceBoard:
+    """Alice's board serving her PC's node: the transmitter starts when the node says how."""
+
+    def __init__(self, core, source) -> None:
+        self._core = core
+        self._source = source
+        self.tx = None
+
+    def start(self, settings: dict) -> bool:
+        if self.tx is not None:
+            self.tx.stop()
+        self.tx = None
+        try:
+            self.tx = _run_transmitter(self._core, self._source, dict(settings))
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"transmitter settings incomplete: {error}") from None
+        return True
+
+    def states(self, slots):
+        from tbqkd.host.protocol import ProtocolError
+
+        if self.tx is None:
+            raise ProtocolError("the transmitter has not been started")
+        return self.tx.fresh_states(slots)
+
+    def service(self) -> None:
+        if self.tx is not None:
+            self.tx.service()
+
+
+def _read_key(path: str | None, what: str) -> bytes:
+    """A key file's bytes (``tbqkd node psk FILE`` makes one).
+
+    Raises
+    ------
+    RunError
+        If there is no file, it cannot be read, or it is shorter than 32 bytes.
+    """
+    if not path:
+        raise RunError(f"the {what} needs a key file: --board-key FILE (tbqkd node psk FILE)")
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise RunError(f"cannot read the {what} key {path}: {error.strerror}") from None
+    if len(data) < 32:
+        raise RunError(f"the {what} key {path} has {len(data)} bytes; at least 32 are needed")
+    return data
+
+
+def _board_client(options: RunOptions):
+    """The board link to this node's board server (``options.board``)."""
+    from tbqkd.host.remote import BoardClient, RemoteError
+    from tbqkd.host.transport import parse_address
+
+    key = _read_key(options.board_key, "board link")
+    try:
+        return BoardClient(*parse_address(options.board), key)
+    except (ValueError, RemoteError) as error:
+        raise RunError(f"--board {options.board}: {error}") from None
+
+
+def serve_board(options: RunOptions, role: str, listen: str) -> dict:
+    """``tbqkd board``: on the board, serve its core to the node on a companion computer
+    (:mod:`tbqkd.host.remote`) until stopped; return what was served. Needs neither numba
+    nor a scenario: the node configures what the board runs.
+
+    Bob's board serves the receiver's registers and streams; Alice's board starts her
+    transmitter with the settings her node sends (:func:`transmitter_settings`), services it
+    between requests (random bits in, states out) and serves its states.
+
+    Raises
+    ------
+    RunError
+        On a bad setting or address, or a core that is not available.
+    """
+    from tbqkd.host.remote import BoardServer, receiver_calls, transmitter_calls
+    from tbqkd.host.transport import parse_address
+
+    if role not in ("alice", "bob"):
+        raise RunError(f"unknown role {role!r}; use alice or bob")
+    key = _read_key(options.board_key, "board link")
+    try:
+        host, port = parse_address(listen)
+    except ValueError as error:
+        raise RunError(str(error)) from None
+    alice = None
+    if role == "bob":
+        device = _open_board(options).core
+        server = BoardServer(receiver_calls(device), key, info={
+            "role": "bob", "regmap_hash": device.regmap.hash,
+            "config": TaggerConfig().as_dict()})
+    else:
+        alice = _AliceBoard(*_open_transmitter(options))
+        server = BoardServer(transmitter_calls(alice.states, alice.start), key,
+                             info={"role": "alice"}, idle=alice.service,
+                             idle_s=TRANSMITTER_SERVICE_S)
+    try:
+        server.serve(host, port)
+    except OSError as error:
+        raise RunError(f"cannot listen on {listen}: {error}") from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if alice is not None and alice.tx is not None:
+            alice.tx.stop()
+    return {"role": role, "requests": server.requests, "refused_links": server.refused}
 
 
 def serve_alice(options: RunOptions, listen: str, psk: bytes, *, console=None) -> dict:
@@ -695,10 +840,21 @@ def serve_alice(options: RunOptions, listen: str, psk: bytes, *, console=None) -
         host, port = parse_address(listen)
     except ValueError as error:
         raise RunError(str(error)) from None
-    tx = start_transmitter(options, scenario) if options.backend == "pynq" else None
+    tx = states = None
+    if options.backend == "pynq" and options.board:       # the transmitter runs on the board
+        from tbqkd.host.device import DeviceError
+        from tbqkd.host.remote import RemoteStates
+
+        try:
+            states = RemoteStates(_board_client(options))
+            states.start(transmitter_settings(options, scenario))
+        except DeviceError as error:
+            raise RunError(str(error)) from None
+    elif options.backend == "pynq":
+        tx = start_transmitter(options, scenario)
+        states = tx.fresh_states
     run_dir.mkdir(parents=True, exist_ok=True)
-    node, store = make_alice(options, scenario, psk, run_dir,
-                             states=tx.fresh_states if tx is not None else None)
+    node, store = make_alice(options, scenario, psk, run_dir, states=states)
     server = AliceServer(node.receive)
 
     async def keep_transmitter_fed() -> None:

@@ -167,6 +167,26 @@ def test_alice_finds_the_slot_offset_when_bobs_start_time_is_periods_off(tmp_pat
 
 
 @pytest.mark.parametrize("args, message", [
+    (["board", "carol", "--listen", "127.0.0.1:9", "--board-key", "PSK"], "unknown role 'carol'"),
+    (["board", "bob", "--listen", "127.0.0.1:9"], "needs a key file"),
+    (["board", "bob", "--listen", "127.0.0.1:9", "--board-key", "PSK"],
+     "backend pynq not available"),
+    (["board", "bob", "--listen", "127.0.0.1", "--board-key", "PSK"], "must be HOST:PORT"),
+])
+def test_board_server_settings_give_one_clear_line(args, message, tmp_path):
+    from tbqkd.cli import app
+
+    if "pynq not available" in message and importlib.util.find_spec("pynq") is not None:
+        pytest.skip("pynq is installed here: the board backend would try to load a bitstream")
+    key = tmp_path / "key"
+    key.write_bytes(secrets.token_bytes(64))
+    result = CliRunner().invoke(app, [str(key) if a == "PSK" else a for a in args])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+
+
+@pytest.mark.parametrize("args, message", [
     (["run", "--scenario", "no-such-link"], "no scenario 'no-such-link'"),
     (["run", "--distance-km", "-5"], "must not be negative"),
     (["run", "--duration", "0"], "--duration must be positive"),
@@ -179,6 +199,12 @@ def test_alice_finds_the_slot_offset_when_bobs_start_time_is_periods_off(tmp_pat
     (["node", "alice", "--backend", "pynq", "--listen", "127.0.0.1:9", "--psk", "PSK"],
      "Alice's transmitter not available"),
     (["node", "bob", "--connect", "localhost:1"], "pre-shared key"),
+    (["node", "bob", "--backend", "pynq", "--connect", "127.0.0.1:9", "--psk", "PSK",
+      "--board", "127.0.0.1:9"], "needs a key file: --board-key FILE"),
+    (["node", "bob", "--backend", "pynq", "--connect", "127.0.0.1:9", "--psk", "PSK",
+      "--board", "127.0.0.1:9", "--board-key", "PSK"], "cannot reach the board at 127.0.0.1:9"),
+    (["node", "alice", "--backend", "pynq", "--listen", "127.0.0.1:9", "--psk", "PSK",
+      "--board", "nowhere", "--board-key", "PSK"], "must be HOST:PORT"),
 ])
 def test_bad_settings_give_one_clear_line_and_a_nonzero_exit(args, message, tmp_path):
     """``PSK`` stands for a valid pre-shared key file; the pynq cases run where pynq is not
