@@ -142,12 +142,14 @@ class BoardServer:
     """Serves ``calls`` (name → function of msgpack values) to one client at a time.
 
     ``info`` goes to each client in the hello (role, register-table hash, parameters).
-    ``idle()`` runs whenever no request has come for ``idle_s`` (Alice's transmitter service).
+    ``idle()`` runs whenever no request has come for ``idle_s`` (Alice's transmitter service);
+    an exception from it stops the server. A client silent for ``timeout_s`` in the middle of
+    a message is dropped.
     """
 
     def __init__(self, calls: Mapping[str, Callable[..., Any]], key: bytes, *,
                  info: Mapping[str, Any], idle: Callable[[], None] | None = None,
-                 idle_s: float = 0.001) -> None:
+                 idle_s: float = 0.001, timeout_s: float = 10.0) -> None:
         if len(key) < 32:
             raise ValueError("the board key must have at least 32 bytes")
         self._calls = dict(calls)
@@ -155,6 +157,7 @@ class BoardServer:
         self._info = dict(info)
         self._idle = idle
         self._idle_s = idle_s
+        self._timeout_s = timeout_s
         self.requests = 0
         self.refused = 0
 
@@ -170,6 +173,7 @@ class BoardServer:
                 while not self._readable(listener):
                     pass
                 sock, peer = listener.accept()
+                sock.settimeout(self._timeout_s)
                 with sock:
                     try:
                         self._serve_one(sock)
@@ -207,6 +211,8 @@ class BoardServer:
         self.requests += 1
         try:
             return {"value": function(*args)}
+        except TypeError as error:            # wrong arguments for the call
+            return {"error": f"{name}: {error}", "kind": "ValueError"}
         except tuple(_FORWARDED.values()) as error:
             return {"error": str(error), "kind": _base_kind(error)}
         except Exception as error:            # a bug on the board: say so, keep serving

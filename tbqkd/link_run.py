@@ -809,10 +809,14 @@ def serve_board(options: RunOptions, role: str, listen: str) -> dict:
         server = BoardServer(transmitter_calls(alice.states, alice.start), key,
                              info={"role": "alice"}, idle=alice.service,
                              idle_s=TRANSMITTER_SERVICE_S)
+    from tbqkd.host.device import DeviceError
+
     try:
         server.serve(host, port)
     except OSError as error:
         raise RunError(f"cannot listen on {listen}: {error}") from None
+    except DeviceError as error:             # the transmitter failed (e.g. the QRNG ran dry)
+        raise RunError(f"the board stopped: {error}") from None
     except KeyboardInterrupt:
         pass
     finally:

@@ -106,6 +106,8 @@ def test_unknown_calls_and_other_roles_are_refused(bob_board):
     client = BoardClient("127.0.0.1", port, KEY)
     with pytest.raises(ValueError, match="serves no call 'reboot'"):
         client.call("reboot")
+    with pytest.raises(ValueError, match="read32: "):
+        client.call("read32", 0, 1, 2)
     with pytest.raises(DeviceError, match="not Alice's transmitter"):
         RemoteStates(client)
     client.close()
@@ -153,6 +155,21 @@ def test_no_board_and_no_tbqkd_server_are_clear_errors():
         with pytest.raises(RemoteError, match="does not speak the tbqkd board protocol"):
             BoardClient("127.0.0.1", port, KEY, timeout_s=5)
         thread.join(5)
+
+
+def test_a_silent_client_is_dropped_and_the_next_one_served():
+    device = open_model_device(TaggerConfig())
+    server = BoardServer(receiver_calls(device), KEY, timeout_s=0.5,
+                         info={"role": "bob", "regmap_hash": device.regmap.hash,
+                               "config": TaggerConfig().as_dict()})
+    port, thread = _serve(server, connections=2)
+    with socket.create_connection(("127.0.0.1", port)):     # says nothing
+        time.sleep(1.0)
+    remote = RemoteDevice(BoardClient("127.0.0.1", port, KEY))
+    remote.check_identity()
+    remote.close()
+    thread.join(10)
+    assert server.refused == 1 and not thread.is_alive()
 
 
 def test_a_short_key_is_refused():
