@@ -8,7 +8,7 @@ Data path, one clock domain (``sync``), fully pipelined at one sample word per c
                                                        └▶ ph_* (slot, phase sum) ─▶ SlotMapper
                                                           (outside: receiver top, part 2)
 
-Latency from a sample word to its tag on ``m_axis`` is about 12 cycles when idle (plus the framer's
+Latency from a sample word to its tag on ``m_axis`` is about 13 cycles when idle (plus the framer's
 look-ahead, see :class:`TagFramer`); every 64-bit addition has a pipeline stage of its own.
 
 Throughput and loss: every stage before the event FIFO takes all channels every cycle; the
@@ -502,8 +502,11 @@ class Tagger(wiring.Component):
                                        "phase_sum": signed(PHASE_SUM_WIDTH)})
         m.submodules.out = out_fifo = fifo.SyncFIFOBuffered(width=out_entry.size,
                                                              depth=out_depth)
+        # The head entry is registered out of the FIFO (its block RAM has no output register,
+        # and its clock-to-out would otherwise feed the select logic below): it is reloaded in
+        # the cycle its last event issues, so single-event entries still go one per cycle.
         head = Signal(entry)
-        m.d.comb += head.eq(ev_fifo.r_data)
+        head_valid = Signal()
         done_mask = Signal(n)
         remaining = Signal(n)
         m.d.comb += remaining.eq(head.mask & ~done_mask)
@@ -517,13 +520,16 @@ class Tagger(wiring.Component):
         in_flight = Signal(range(out_depth + len(valid) + 1))
         m.d.comb += in_flight.eq(out_fifo.level + sum(valid))
         issue = Signal()
-        m.d.comb += issue.eq(ev_fifo.r_rdy & (in_flight < out_depth))
+        m.d.comb += issue.eq(head_valid & (in_flight < out_depth))
         with m.If(issue):
             with m.If(only_one):
-                m.d.comb += ev_fifo.r_en.eq(1)
                 m.d.sync += done_mask.eq(0)
             with m.Else():
                 m.d.sync += done_mask.eq(done_mask | (1 << sel))
+        load = Signal()                 # the head register is free after this cycle
+        m.d.comb += [load.eq(~head_valid | (issue & only_one)), ev_fifo.r_en.eq(load)]
+        with m.If(load):
+            m.d.sync += [head_valid.eq(ev_fifo.r_rdy), head.eq(ev_fifo.r_data)]
 
         # Calibration lookup (stage L1) and timestamp assembly (stage L2).
         m.submodules.cal = cal = memory.Memory(shape=CAL_WIDTH, depth=n << cb, init=[])
@@ -582,7 +588,7 @@ class Tagger(wiring.Component):
             framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
             framer.flush.eq(self.flush), framer.expire.eq(skip),
             framer.upstream_empty.eq(~words_busy & ~busy_pipe.any() & ~accept.any()
-                                     & (ev_fifo.level == 0) & ~Cat(*valid).any()
+                                     & (ev_fifo.level == 0) & ~head_valid & ~Cat(*valid).any()
                                      & (out_fifo.level == 0)),
             self.tdata.eq(framer.tdata), self.tvalid.eq(framer.tvalid),
             self.tlast.eq(framer.tlast), framer.tready.eq(self.tready),
