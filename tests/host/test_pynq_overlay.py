@@ -101,25 +101,6 @@ def make_fake_pynq(designs: dict[str, dict], pl: PlDevice) -> types.ModuleType:
 
 
 @pytest.fixture
-def fake(monkeypatch, tmp_path):
-    """(the overlay module imported over the stand-in, designs, PL device, stand-in pynq)."""
-    designs: dict[str, dict] = {}
-    pl = PlDevice()
-    pynq = make_fake_pynq(designs, pl)
-    monkeypatch.setitem(sys.modules, "pynq", pynq)
-    for name in ("tbqkd.host.pynq_overlay", "tbqkd.host.pynq_driver"):
-        sys.modules.pop(name, None)
-    try:
-        module = importlib.import_module("tbqkd.host.pynq_overlay")
-        yield types.SimpleNamespace(module=module, designs=designs, pl=pl, pynq=pynq,
-                                    root=tmp_path)
-    finally:
-        for name in ("tbqkd.host.pynq_overlay", "tbqkd.host.pynq_driver"):
-            sys.modules.pop(name, None)
-            vars(sys.modules["tbqkd.host"]).pop(name.rpartition(".")[2], None)
-
-
-@pytest.fixture
 def model():
     from tbqkd.sim.model_device import open_model_device
 

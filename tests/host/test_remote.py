@@ -71,7 +71,7 @@ def test_a_remote_receiver_is_the_same_device_as_the_local_one(bob_board):
     assert local.answers_pending == 3
     assert remote.read_stream(stream="m_axis_sifted") == b""
     # the core's own refusals arrive as DeviceError with the board's message
-    with pytest.raises(DeviceError, match="board: register TIME is read-only|read-only"):
+    with pytest.raises(DeviceError, match=r"^board: .*register TIME is read-only"):
         remote.write32(local.regmap["TIME"].offset, 1)
     assert server.requests > 5
     remote.close()

@@ -9,15 +9,12 @@ stand-in ``pynq``.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import secrets
-import sys
-import types
 
 import numpy as np
 import pytest
-from board_standin import PlDevice, TxModelCore, encode_states, make_fake_pynq, tx_dmas
+from board_standin import TxModelCore, encode_states, tx_dmas
 from tbqkd.hdl.golden_transmitter import random_states
 from tbqkd.hdl.ip import (
     IP_VERSION,
@@ -386,24 +383,6 @@ def test_the_random_stream_is_fed_one_transfer_at_a_time_without_waiting(tmp_pat
 
 
 # --- the overlay ------------------------------------------------------------------------------
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
-    designs: dict[str, dict] = {}
-    pl = PlDevice()
-    pynq = make_fake_pynq(designs, pl)
-    monkeypatch.setitem(sys.modules, "pynq", pynq)
-    for name in ("tbqkd.host.pynq_overlay", "tbqkd.host.pynq_driver"):
-        sys.modules.pop(name, None)
-    try:
-        module = importlib.import_module("tbqkd.host.pynq_overlay")
-        yield types.SimpleNamespace(module=module, designs=designs, pl=pl, pynq=pynq,
-                                    root=tmp_path)
-    finally:
-        for name in ("tbqkd.host.pynq_overlay", "tbqkd.host.pynq_driver"):
-            sys.modules.pop(name, None)
-            vars(sys.modules["tbqkd.host"]).pop(name.rpartition(".")[2], None)
-
-
 def bitstream(folder, basename="tbqkd_alice"):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{basename}.bit").write_bytes(b"bit")
