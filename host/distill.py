@@ -566,7 +566,11 @@ class DistillNode:
                     "verify_failed": "blocks_verify_failed"}
         name = counters.get(outcome.status, "blocks_aborted")
         setattr(accounts, name, getattr(accounts, name) + 1)
-        if outcome.errors_corrected and outcome.status in ("key", "verify_failed"):
+        # The error count is known once the block got through error correction: with key, or
+        # verified and then aborted on a threshold (Alice's report exists), or failing
+        # verification (Bob's count against a wrong word: still the best estimate there is).
+        counted = outcome.status in ("key", "verify_failed") or outcome.report is not None
+        if outcome.errors_corrected and counted:
             self._qber_prior = min(0.25, max(0.005, outcome.errors_corrected / len(side._bits)))
         elif outcome.status == "ec_failed":     # the prior was too low for the code: raise it
             self._qber_prior = min(0.25, 1.5 * self._qber_prior)

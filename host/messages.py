@@ -33,8 +33,10 @@ __all__ = ["WIRE_VERSION", "MAX_FRAME_BYTES", "HEADER_BYTES", "TAG_BYTES", "MESS
            "MessageError", "Frame", "validate_message", "encode_body", "decode_body",
            "pack_frame", "unpack_frame"]
 
-WIRE_VERSION = 3   # 2: link messages (sync, announce, answer, block_ready), deferred tags;
-                   # 3: slot synchronisation by a public sample (sync, sync_result)
+WIRE_VERSION = 4   # 2: link messages (sync, announce, answer, block_ready), deferred tags;
+                   # 3: slot synchronisation by a public sample (sync, sync_result);
+                   # 4: LDPC rescue steps (ldpc_syndromes: rescue_steps, rescue_checks;
+                   #    ldpc_status: target_counts, targets)
 MAX_FRAME_BYTES = 64 * 2**20
 MAX_STR_BYTES = 1024
 MAGIC = b"TQ"

@@ -22,10 +22,16 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+_BENCH_PARAMS = typer.Option([], "--param", "-p", metavar="NAME=VALUE",
+                             help="a parameter of the benchmark's run() (repeatable; "
+                                  "e.g. fer: -p qber=0.01 -p frames=3000)")
+
+
 @app.command()
 def bench(name: str = typer.Argument("", help="benchmark name (see --list)"),
           as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
           quick: bool = typer.Option(False, "--quick", help="smaller sizes, for smoke tests"),
+          params: list[str] = _BENCH_PARAMS,
           list_: bool = typer.Option(False, "--list", help="list the benchmarks")) -> None:
     """Run one benchmark and print its figures."""
     from tbqkd import bench as benches
@@ -35,15 +41,30 @@ def bench(name: str = typer.Argument("", help="benchmark name (see --list)"),
             typer.echo(f"{bench_name:10s} {summary}")
         return
     try:
-        result = benches.run(name, quick=quick)
+        result = benches.run(name, quick=quick, params=dict(_bench_param(p) for p in params))
     except KeyError:
         fail(f"unknown benchmark {name!r}; `tbqkd bench --list` shows the names")
+    except (TypeError, ValueError) as error:
+        fail(f"bench {name}: {error}")
     result.setdefault("machine", f"{platform.machine()} {platform.processor() or ''}".strip())
     if as_json:
         typer.echo(json.dumps(result))
     else:
         for key, value in result.items():
             typer.echo(f"{key:24s} {value}")
+
+
+def _bench_param(text: str) -> tuple[str, int | float | str]:
+    """``NAME=VALUE`` with the value read as an int, else a float, else kept as text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        fail(f"--param wants NAME=VALUE, got {text!r}")
+    for kind in (int, float):
+        try:
+            return name, kind(value)
+        except ValueError:
+            pass
+    return name, value
 
 
 @app.command()

@@ -17,14 +17,20 @@ Protocol:
    checks.
 3. For each failed frame Alice sends, in ``ldpc_reveal``, the values of the next ``d / steps``
    punctured bits (they become *shortened*: known to Bob). Bob decodes again. Steps 2-3 repeat
-   until every frame decodes or all ``d`` bits are revealed; the last ``ldpc_status`` is
-   ``final`` and says whether the confirmation parities matched.
+   until every frame decodes or all ``d`` bits are revealed.
+4. *Rescue steps* (at most ``rescue_steps``): with all punctured bits revealed, Bob's status
+   also lists, for each frame that still fails, up to ``rescue_checks`` of the checks his
+   decoded word leaves unsatisfied; Alice reveals the values of every not yet known variable
+   of those checks, and Bob decodes again. A frame stuck in a trapping set (a few unsatisfied
+   checks that no amount of random revelation reaches) is freed by a few dozen bits.
+   The last ``ldpc_status`` is ``final`` and says whether the confirmation parities matched.
 
-Leakage per frame: ``m - d + revealed``. The ``d`` secret padding bits mask ``d`` syndrome bits
-because the punctured columns have full column rank (untainted puncturing), and every revealed
-padding bit removes one bit of that mask. Bob's status bits and the confirmation parities (both
-ways) are added. Frame padding for a key that does not fill the last frame uses public zeros
-(shortened from the start), which leak nothing.
+Leakage per frame: ``m - d + revealed`` (revealed padding and key bits alike). The ``d`` secret
+padding bits mask ``d`` syndrome bits because the punctured columns have full column rank
+(untainted puncturing), and every revealed padding bit removes one bit of that mask. Bob's
+status bits, his lists of checks (their full encoded length: a function of his key, so counted)
+and the confirmation parities (both ways) are added. Frame padding for a key that does not fill
+the last frame uses public zeros (shortened from the start), which leak nothing.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ _AUTO_F_MAX = (1.20, 1.32)
 _AUTO_F_MAX_ENTROPY = 0.25
 #: Random-subset parities of the whole key that Alice sends so that Bob can confirm success.
 _CONFIRM_BITS = 32
+#: Hard limits on the rescue steps (checked on both sides).
+_MAX_RESCUE_STEPS = 16
+_MAX_RESCUE_CHECKS = 255
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,10 @@ class LdpcOptions:
         Decoder iterations per attempt (an attempt also stops when it stalls).
     warm_start
         Resume each new attempt from the decoder messages of the previous one.
+    rescue_steps, rescue_checks
+        Steps after all punctured bits are revealed in which Bob names up to
+        ``rescue_checks`` unsatisfied checks per failing frame and Alice reveals their
+        variables: the frame-error fallback (0 turns it off).
     code_seed
         Seed of the code construction (public; Alice announces it).
     private_seed
@@ -87,6 +100,8 @@ class LdpcOptions:
     min_frame_bits: int = 10_000
     max_iterations: int = 80
     warm_start: bool = True
+    rescue_steps: int = 4
+    rescue_checks: int = 16
     code_seed: int = 1
     private_seed: int | None = None
 
@@ -96,6 +111,12 @@ class LdpcOptions:
             raise ValueError(f"need 0.5 <= f_min < f_max <= 4, got {self.f_min}, {top}")
         if not 1 <= self.steps <= 64:
             raise ValueError(f"steps must be in [1, 64], got {self.steps}")
+        if not 0 <= self.rescue_steps <= _MAX_RESCUE_STEPS:
+            raise ValueError(f"rescue_steps must be in [0, {_MAX_RESCUE_STEPS}], "
+                             f"got {self.rescue_steps}")
+        if not 1 <= self.rescue_checks <= _MAX_RESCUE_CHECKS:
+            raise ValueError(f"rescue_checks must be in [1, {_MAX_RESCUE_CHECKS}], "
+                             f"got {self.rescue_checks}")
         if not 64 <= self.min_frame_bits <= self.max_frame_bits <= MAX_CODE_VARS // 2:
             raise ValueError("need 64 <= min_frame_bits <= max_frame_bits <= "
                              f"{MAX_CODE_VARS // 2}")
@@ -116,15 +137,33 @@ class FramePlan:
     punctured: int
     steps: int
     code_seed: int
+    rescue_steps: int = 0
+    rescue_checks: int = 1
 
     @property
     def n_vars(self) -> int:
         return self.frame_bits + self.punctured
 
+    @property
+    def last_step(self) -> int:
+        """Number of revelation steps, punctured and rescue together."""
+        return self.steps + self.rescue_steps
+
+    @property
+    def check_index_bits(self) -> int:
+        """Bits that describe one check of a rescue list."""
+        return max(1, (self.n_checks - 1).bit_length())
+
+    @property
+    def check_count_bits(self) -> int:
+        """Bits that describe how many checks a rescue list holds."""
+        return self.rescue_checks.bit_length()
+
     def reveal_counts(self) -> list[int]:
         """Punctured bits revealed at each step (they sum to ``punctured``)."""
         base, extra = divmod(self.punctured, self.steps)
         return [base + (1 if i < extra else 0) for i in range(self.steps)]
+
 
 
 def plan_frames(key_bits: int, qber: float, options: LdpcOptions) -> FramePlan:
@@ -152,7 +191,7 @@ def plan_frames(key_bits: int, qber: float, options: LdpcOptions) -> FramePlan:
                                                  frame_bits * h)))
     steps = min(options.steps, punctured)
     return FramePlan(key_bits, frames, frame_bits, n_checks, punctured, steps,
-                     options.code_seed)
+                     options.code_seed, options.rescue_steps, options.rescue_checks)
 
 
 _PHI_SCALE = 256.0
@@ -160,14 +199,6 @@ _PHI_MAX = 30.0
 #: phi(x) = -log(tanh(x/2)) sampled at the centres of steps of 1/256 on [0, 30).
 _PHI_TABLE = (lambda x: np.log((np.exp(x) + 1.0) / np.expm1(x)))(
     (np.arange(int(_PHI_MAX * _PHI_SCALE)) + 0.5) / _PHI_SCALE).astype(np.float32)
-
-
-@numba.njit(cache=True, inline="always")
-def _phi(table, x):
-    i = int(x * _PHI_SCALE)
-    if i >= table.size:
-        i = table.size - 1
-    return table[i]
 
 
 @numba.njit(cache=True)
@@ -178,6 +209,9 @@ def _sum_product(row_ptr, col_idx, syndrome, llr, max_iter, patience, table, msg
     resume from it (warm start after more bits become known). Stops when every check is
     satisfied or when the number of unsatisfied checks has not improved for ``patience``
     iterations. Returns (hard decision, iterations, satisfied).
+
+    Signs are products of +-1 (``copysign``) rather than branches: a message's sign is close to
+    a coin flip on unreliable bits, and the mispredicted branches cost a third of the time.
     """
     m = row_ptr.size - 1
     total = llr.copy()
@@ -189,26 +223,30 @@ def _sum_product(row_ptr, col_idx, syndrome, llr, max_iter, patience, table, msg
     q = np.empty(max_deg, dtype=np.float32)
     f = np.empty(max_deg, dtype=np.float32)
     hard = np.zeros(llr.size, dtype=np.uint8)
+    last = table.size - 1
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
     best = m + 1
     since_best = 0
     for it in range(max_iter):
         for c in range(m):
             start = row_ptr[c]
-            stop = row_ptr[c + 1]
-            acc = np.float32(0.0)
-            negative = syndrome[c]
-            for t in range(start, stop):
+            degree = row_ptr[c + 1] - start
+            acc = zero
+            sign = -one if syndrome[c] else one
+            for k in range(degree):
+                t = start + k
                 value = total[col_idx[t]] - msg[t]
-                q[t - start] = value
-                if value < 0:
-                    negative ^= 1
-                f[t - start] = _phi(table, abs(value))
-                acc += f[t - start]
-            for t in range(start, stop):
-                value = q[t - start]
-                mag = _phi(table, max(acc - f[t - start], np.float32(0.0)))
-                neg = negative ^ (1 if value < 0 else 0)
-                out = -mag if neg else mag
+                q[k] = value
+                sign *= math.copysign(one, value)
+                magnitude = table[min(int(abs(value) * _PHI_SCALE), last)]
+                f[k] = magnitude
+                acc += magnitude
+            for k in range(degree):
+                t = start + k
+                value = q[k]
+                magnitude = table[min(int(max(acc - f[k], zero) * _PHI_SCALE), last)]
+                out = math.copysign(magnitude, value) * sign
                 msg[t] = out
                 total[col_idx[t]] = value + out
         for v in range(llr.size):
@@ -278,6 +316,67 @@ class _Frames:
         counts[-1] = plan.frames * plan.frame_bits - plan.key_bits
         return counts
 
+    def known_before_rescue(self, frame: int) -> np.ndarray:
+        """Variables Bob knows once every punctured bit is revealed: those and the padding."""
+        known = np.zeros(self.plan.n_vars, dtype=bool)
+        known[self.punctured] = True
+        pad = int(self.pad_counts()[frame])
+        if pad:
+            known[self.key_slots[self.plan.frame_bits - pad:]] = True
+        return known
+
+    def rescue_variables(self, checks: np.ndarray, known: np.ndarray) -> np.ndarray:
+        """Not yet ``known`` variables of ``checks``, in increasing order; marks them known."""
+        code = self.code
+        if checks.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        variables = np.unique(np.concatenate(
+            [code.col_idx[code.row_ptr[c]:code.row_ptr[c + 1]] for c in checks]))
+        variables = variables[~known[variables]].astype(np.int64)
+        known[variables] = True
+        return variables
+
+
+def _pack_rescue_lists(lists: list[np.ndarray]) -> tuple[bytes, bytes]:
+    """Bob's rescue lists as (one count byte per frame, little-endian uint32 check indices)."""
+    counts = np.array([checks.size for checks in lists], dtype=np.uint8)
+    indices = np.concatenate(lists).astype("<u4") if lists else np.zeros(0, "<u4")
+    return counts.tobytes(), indices.tobytes()
+
+
+def _unpack_rescue_lists(message: Message, frames: int, plan: FramePlan) -> list[np.ndarray]:
+    """Check and split the rescue lists of ``frames`` failing frames.
+
+    Raises
+    ------
+    ProtocolError
+        If a count is zero or above ``rescue_checks``, the index bytes do not match the counts,
+        or a frame's checks are not strictly increasing below ``n_checks``.
+    """
+    counts = np.frombuffer(message["target_counts"], dtype=np.uint8).astype(np.int64)
+    if counts.size != frames:
+        raise ProtocolError(f"ldpc_status lists checks for {counts.size} frames, "
+                            f"{frames} failing")
+    if np.any(counts < 1) or np.any(counts > plan.rescue_checks):
+        raise ProtocolError(f"ldpc_status: a frame lists outside [1, {plan.rescue_checks}] "
+                            "checks")
+    raw = message["targets"]
+    if len(raw) != 4 * int(counts.sum()):
+        raise ProtocolError(f"ldpc_status field 'targets' has {len(raw)} bytes, "
+                            f"{4 * int(counts.sum())} expected")
+    indices = np.frombuffer(raw, dtype="<u4").astype(np.int64)
+    lists = np.split(indices, np.cumsum(counts)[:-1])
+    for checks in lists:
+        if checks[-1] >= plan.n_checks or np.any(np.diff(checks) <= 0):
+            raise ProtocolError("ldpc_status: rescue checks must increase strictly and lie "
+                                f"below {plan.n_checks}")
+    return lists
+
+
+def _rescue_list_bits(lists: list[np.ndarray], plan: FramePlan) -> int:
+    """Disclosed bits of Bob's rescue lists: a count and the indices for each frame."""
+    return sum(plan.check_count_bits + checks.size * plan.check_index_bits for checks in lists)
+
 
 class LdpcAlice(ReconcilerSide):
     """Alice's side: sends syndromes, reveals punctured bits of frames Bob could not decode."""
@@ -298,6 +397,7 @@ class LdpcAlice(ReconcilerSide):
                                      dtype=np.uint8)
         self._pending = np.arange(self._plan.frames)
         self._revealed = np.zeros(self._plan.frames, dtype=np.int64)
+        self._known: dict[int, np.ndarray] = {}     # per frame, from the first rescue step
         self._corrected = None        # Alice cannot know how many bits Bob flips
         self._step = 0
         self._alice_bits = 0
@@ -317,7 +417,9 @@ class LdpcAlice(ReconcilerSide):
         self._messages += 1
         return [{"type": "ldpc_syndromes", "key_bits": plan.key_bits, "frames": plan.frames,
                  "frame_bits": plan.frame_bits, "n_checks": plan.n_checks,
-                 "punctured": plan.punctured, "steps": plan.steps, "code_seed": plan.code_seed,
+                 "punctured": plan.punctured, "steps": plan.steps,
+                 "rescue_steps": plan.rescue_steps, "rescue_checks": plan.rescue_checks,
+                 "code_seed": plan.code_seed,
                  "qber_ppm": self._qber_ppm,
                  "syndromes": pack(syndromes.ravel()), "confirm": pack(confirm)}]
 
@@ -325,35 +427,58 @@ class LdpcAlice(ReconcilerSide):
         if self._done:
             raise ProtocolError("ldpc: message received after the end of the protocol")
         expect_message(message, "ldpc_status", {"step": int, "count": int, "ok": bytes,
-                                                "final": bool, "confirmed": bool})
+                                                "final": bool, "confirmed": bool,
+                                                "target_counts": bytes, "targets": bytes})
         if message["step"] != self._step:
             raise ProtocolError(f"ldpc_status for step {message['step']}, expected {self._step}")
         if message["count"] != self._pending.size:
             raise ProtocolError(f"ldpc_status covers {message['count']} frames, "
                                 f"{self._pending.size} pending")
+        plan = self._plan
         ok = field_bits(message, "ok", self._pending.size).astype(bool)
-        self._messages += 1
-        self._bob_bits += ok.size
-        self._pending = self._pending[~ok]
-        exhausted = self._step >= self._plan.steps
-        final = self._pending.size == 0 or exhausted
+        pending = self._pending[~ok]
+        final = pending.size == 0 or self._step >= plan.last_step
         if message["final"] != final:
             raise ProtocolError(f"ldpc_status final={message['final']}, expected {final}")
+        rescue = not final and self._step >= plan.steps
+        if rescue:
+            lists = _unpack_rescue_lists(message, pending.size, plan)
+        elif message["target_counts"] or message["targets"]:
+            raise ProtocolError(f"ldpc_status lists rescue checks at step {self._step}")
+        self._messages += 1
+        self._bob_bits += ok.size
+        self._pending = pending
         if final:
             self._bob_bits += 1
             self._success = self._pending.size == 0 and message["confirmed"]
             self._done = True
             return []
-        counts = self._plan.reveal_counts()
-        count = counts[self._step]
-        start = self._revealed[self._pending[0]]
-        values = self._padding[self._pending, start:start + count]
-        self._revealed[self._pending] += count
+        if rescue:
+            self._bob_bits += _rescue_list_bits(lists, plan)
+            values = np.concatenate([self._rescue_values(frame, checks)
+                                     for frame, checks in zip(pending, lists, strict=True)])
+        else:
+            count = plan.reveal_counts()[self._step]
+            start = self._revealed[self._pending[0]]
+            values = self._padding[self._pending, start:start + count]
+            self._revealed[self._pending] += count
         self._alice_bits += values.size
         self._step += 1
         self._messages += 1
         return [{"type": "ldpc_reveal", "step": self._step, "count": int(self._pending.size),
                  "bits": pack(values.ravel())}]
+
+    def _rescue_values(self, frame: int, checks: np.ndarray) -> np.ndarray:
+        """Values of the not yet known variables of ``checks`` in ``frame``'s word."""
+        frames = self._frames
+        known = self._known.get(frame)
+        if known is None:
+            known = self._known[frame] = frames.known_before_rescue(frame)
+        variables = frames.rescue_variables(checks, known)
+        word = np.zeros(self._plan.n_vars, dtype=np.uint8)
+        word[frames.key_slots] = frames.frame_words(self._key)[frame]
+        word[frames.punctured] = self._padding[frame]
+        return word[variables]
 
 
 
@@ -389,8 +514,8 @@ class LdpcBob(ReconcilerSide):
     def _receive_syndromes(self, message: Message) -> list[Message]:
         expect_message(message, "ldpc_syndromes", {
             "key_bits": int, "frames": int, "frame_bits": int, "n_checks": int,
-            "punctured": int, "steps": int, "code_seed": int, "qber_ppm": int,
-            "syndromes": bytes, "confirm": bytes})
+            "punctured": int, "steps": int, "rescue_steps": int, "rescue_checks": int,
+            "code_seed": int, "qber_ppm": int, "syndromes": bytes, "confirm": bytes})
         key_bits = field_int(message, "key_bits", self._key.size, self._key.size)
         frame_bits = field_int(message, "frame_bits", 1, MAX_CODE_VARS // 2)
         frames = field_int(message, "frames", 1, MAX_KEY_BITS)
@@ -401,14 +526,20 @@ class LdpcBob(ReconcilerSide):
         punctured = field_int(message, "punctured", 1, n_checks - 1)
         steps = field_int(message, "steps", 1, min(64, punctured))
         code_seed = field_int(message, "code_seed", 0, 0x7FFFFFFF)
-        plan = FramePlan(key_bits, frames, frame_bits, n_checks, punctured, steps, code_seed)
+        rescue_steps = field_int(message, "rescue_steps", 0, _MAX_RESCUE_STEPS)
+        rescue_checks = field_int(message, "rescue_checks", 1, _MAX_RESCUE_CHECKS)
+        plan = FramePlan(key_bits, frames, frame_bits, n_checks, punctured, steps, code_seed,
+                         rescue_steps, rescue_checks)
         syndromes = field_bits(message, "syndromes", frames * n_checks)
         self._confirm = field_bits(message, "confirm", _CONFIRM_BITS)
         self._frames = _Frames(plan)
         self._plan = plan
         self._syndromes = syndromes.reshape(frames, n_checks)
-        self._known = np.zeros((frames, punctured), dtype=np.uint8)
+        self._known_padding = np.zeros((frames, punctured), dtype=np.uint8)
         self._revealed = 0
+        self._known: dict[int, np.ndarray] = {}        # per frame, from the first rescue step
+        self._rescue_asked: dict[int, np.ndarray] = {}  # variables asked for, per frame
+        self._rescued: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # (variables, values)
         self._pending = np.arange(frames)
         self._decoded = self._frames.frame_words(self._key).copy()
         self._messages_state: dict[int, np.ndarray] = {}
@@ -426,11 +557,22 @@ class LdpcBob(ReconcilerSide):
         if message["count"] != self._pending.size:
             raise ProtocolError(f"ldpc_reveal covers {message['count']} frames, "
                                 f"{self._pending.size} pending")
-        count = plan.reveal_counts()[self._step - 1]
-        values = field_bits(message, "bits", self._pending.size * count)
-        self._known[self._pending, self._revealed:self._revealed + count] = \
-            values.reshape(self._pending.size, count)
-        self._revealed += count
+        if self._step <= plan.steps:
+            count = plan.reveal_counts()[self._step - 1]
+            values = field_bits(message, "bits", self._pending.size * count)
+            self._known_padding[self._pending, self._revealed:self._revealed + count] = \
+                values.reshape(self._pending.size, count)
+            self._revealed += count
+        else:
+            asked = [self._rescue_asked[frame] for frame in self._pending]
+            sizes = [variables.size for variables in asked]
+            values = field_bits(message, "bits", sum(sizes))
+            parts = np.split(values, np.cumsum(sizes)[:-1])
+            for frame, variables, part in zip(self._pending, asked, parts, strict=True):
+                old_vars, old_values = self._rescued.get(frame, (variables[:0], part[:0]))
+                self._rescued[frame] = (np.concatenate([old_vars, variables]),
+                                        np.concatenate([old_values, part]))
+            self._rescue_asked = {}
         self._alice_bits += values.size
         self._messages += 1
         return [self._decode_pending()]
@@ -440,6 +582,10 @@ class LdpcBob(ReconcilerSide):
         words = frames.frame_words(self._key)
         pads = frames.pad_counts()
         ok = np.zeros(self._pending.size, dtype=np.uint8)
+        step = self._step
+        # After this status, is the next step a rescue step (Alice answers a list of checks)?
+        rescue_next = plan.steps <= step < plan.last_step
+        lists: dict[int, np.ndarray] = {}
         for i, frame in enumerate(self._pending):
             llr = np.empty(plan.n_vars, dtype=np.float32)
             key_llr = np.where(words[frame] == 0, self._key_llr, -self._key_llr)
@@ -447,9 +593,12 @@ class LdpcBob(ReconcilerSide):
                 key_llr[plan.frame_bits - pads[frame]:] = _KNOWN_LLR
             llr[frames.key_slots] = key_llr
             llr[frames.punctured] = 0.0
-            known = self._known[frame, :self._revealed]
+            known = self._known_padding[frame, :self._revealed]
             llr[frames.punctured[:self._revealed]] = np.where(known == 0, _KNOWN_LLR,
                                                               -_KNOWN_LLR)
+            if frame in self._rescued:
+                variables, values = self._rescued[frame]
+                llr[variables] = np.where(values == 0, _KNOWN_LLR, -_KNOWN_LLR)
             if self._options.warm_start:
                 state = self._messages_state.get(frame)
                 if state is None:
@@ -463,10 +612,22 @@ class LdpcBob(ReconcilerSide):
                 self._messages_state.pop(frame, None)
                 ok[i] = 1
                 self._decoded[frame] = hard[frames.key_slots]
+            elif rescue_next:
+                unsatisfied = np.flatnonzero(frames.code.syndrome(hard) ^ self._syndromes[frame])
+                lists[frame] = unsatisfied[:plan.rescue_checks]
         self._bob_bits += ok.size
-        step = self._step
         self._pending = self._pending[ok == 0]
-        final = self._pending.size == 0 or step >= plan.steps
+        final = self._pending.size == 0 or step >= plan.last_step
+        target_counts = targets = b""
+        if not final and rescue_next:
+            ordered = [lists[frame] for frame in self._pending]
+            target_counts, targets = _pack_rescue_lists(ordered)
+            self._bob_bits += _rescue_list_bits(ordered, plan)
+            for frame, checks in zip(self._pending, ordered, strict=True):
+                known = self._known.get(frame)
+                if known is None:
+                    known = self._known[frame] = frames.known_before_rescue(frame)
+                self._rescue_asked[frame] = frames.rescue_variables(checks, known)
         confirmed = False
         if final:
             self._done = True
@@ -481,5 +642,6 @@ class LdpcBob(ReconcilerSide):
             self._step += 1
         self._messages += 1
         return {"type": "ldpc_status", "step": step, "count": int(ok.size), "ok": pack(ok),
-                "final": final, "confirmed": confirmed}
+                "final": final, "confirmed": confirmed, "target_counts": target_counts,
+                "targets": targets}
 

@@ -8,6 +8,7 @@ with the field names its issue asks for, and a one-line module docstring shown b
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 
 __all__ = ["available", "run"]
@@ -24,9 +25,19 @@ def available() -> dict[str, str]:
     return names
 
 
-def run(name: str, *, quick: bool = False) -> dict:
-    """Run the benchmark ``name`` and return its result object."""
+def run(name: str, *, quick: bool = False, params: dict | None = None) -> dict:
+    """Run the benchmark ``name`` and return its result object.
+
+    ``params`` are keyword arguments of the module's ``run``; a name it does not take raises
+    :class:`TypeError` before anything runs.
+    """
     if name.startswith("_") or name not in {i.name for i in pkgutil.iter_modules(__path__)}:
         raise KeyError(name)
     module = importlib.import_module(f"{__name__}.{name}")
-    return module.run(quick=quick)
+    params = params or {}
+    accepted = inspect.signature(module.run).parameters
+    unknown = sorted((set(params) - set(accepted)) | ({"quick"} & set(params)))
+    if unknown:
+        raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; "
+                        f"{name} takes {', '.join(p for p in accepted if p != 'quick') or 'none'}")
+    return module.run(quick=quick, **params)

@@ -87,11 +87,23 @@ def test_ldpc_bob_rejects_inconsistent_code_parameters(noisy_pair):
         ("n_checks", 10**9, "n_checks"),
         ("punctured", to_bob["n_checks"], "punctured"),
         ("steps", 0, "steps"),
+        ("rescue_steps", -1, "rescue_steps"),
+        ("rescue_steps", 17, "rescue_steps"),
+        ("rescue_checks", 0, "rescue_checks"),
+        ("rescue_checks", 256, "rescue_checks"),
         ("qber_ppm", 600_000, "qber_ppm"),
     ]:
         _, bob = sides("ldpc", noisy_pair)
         with pytest.raises(ProtocolError, match=match):
             bob.receive({**to_bob, field: value})
+
+
+def test_ldpc_alice_rejects_rescue_lists_before_the_rescue_steps(noisy_pair):
+    _, reply = first_exchange("ldpc", noisy_pair)
+    alice, _ = sides("ldpc", noisy_pair)
+    alice.start()
+    with pytest.raises(ProtocolError, match="lists rescue checks at step 0"):
+        alice.receive({**reply, "target_counts": b"\x01", "targets": bytes(4)})
 
 
 @pytest.mark.parametrize("method", ["cascade", "ldpc"])

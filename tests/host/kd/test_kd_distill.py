@@ -309,6 +309,19 @@ def test_with_the_real_error_correction(method):
     assert out_a.leaked_ec_bits > 20_000 * finite_key.binary_entropy(0.03)
 
 
+def test_a_block_aborted_after_verification_still_sets_the_prior():
+    """The Z error count of a verified block is exact even when a threshold then aborts it
+    (as a 120 km link's short blocks do on the phase-error bound): the next block uses it."""
+    strict = finite_key.AbortThresholds(min_x_detections=10, max_phase_error=0.01)
+    alice, bob = _nodes(distill.DistillConfig(method="cascade", thresholds=strict))
+    alice.set_qber_prior(0.02)
+    out_a, out_b = distill.run_block(alice, bob, *_inputs(n=20_000, errors=600,
+                                                          x=(5_000, 150)))
+    assert out_a.status == out_b.status == "aborted" and "phase-error" in out_a.reason
+    assert out_a.key is None and out_b.key is None
+    assert alice._qber_prior == pytest.approx(0.03)
+
+
 def test_a_prior_too_low_for_the_code_is_raised_after_a_failed_block():
     """LDPC from a 0.5 % prior on 4 % errors fails; the next blocks start from higher priors
     until one decodes, and from then on the measured error rate is the prior."""
