@@ -68,7 +68,7 @@ def test_construction_realises_the_degree_distribution():
 
 def test_high_rates_use_the_stability_limited_family():
     degrees, lam = codes.degree_distribution(0.9)
-    assert list(degrees) == [2, 3, 10]
+    assert list(degrees) == [2, 3, 12]
     assert abs(lam.sum() - 1) < 1e-12 and 0 < lam[0] < 0.3
     low_degrees, _ = codes.degree_distribution(0.5)
     assert low_degrees.max() == 30
