@@ -8,8 +8,10 @@ Data path, one clock domain (``sync``), fully pipelined at one sample word per c
                                                        └▶ ph_* (slot, phase sum) ─▶ SlotMapper
                                                           (outside: receiver top, part 2)
 
-Latency from a sample word to its tag on ``m_axis`` is about 13 cycles when idle (plus the framer's
-look-ahead, see :class:`TagFramer`); every 64-bit addition has a pipeline stage of its own.
+Latency from a sample word to its tag on ``m_axis`` is about 19 cycles when idle (plus the framer's
+look-ahead, see :class:`TagFramer`). The 64-bit additions of the timestamp are made in 32-bit
+halves (carry select), so no carry chain is longer than 40 bits, and every block-RAM output goes
+straight into a register.
 
 Throughput and loss: every stage before the event FIFO takes all channels every cycle; the
 serialiser emits one tag per cycle. So the core sustains an aggregate of one event per cycle
@@ -44,7 +46,10 @@ from .slots import PHASE_SUM_WIDTH, SlotClock
 __all__ = ["popcount", "popcount_levels", "FirstEdgeEncoder", "ChannelGate", "TimeBase",
            "TagFramer", "Tagger", "ENCODER_LATENCY"]
 
-ENCODER_LATENCY = 3
+#: Cycles from a sample word to the encoder's outputs: the delay-line encoder's ones count has a
+#: register after every level of its counter tree (each level is one 6-input lookup, about 2.7 ns
+#: through the ECP5's 4-input LUTs and routing) and one after the final addition.
+ENCODER_LATENCY = 8
 
 
 def _count_ones_small(bits: list) -> object:
@@ -159,7 +164,8 @@ class FirstEdgeEncoder(wiring.Component):
         prev_last = Signal()
         m.d.sync += prev_last.eq(self.word[w - 1])
         if self._kind == "oversampling":
-            # stage 1: rising edges; stage 2: first edge and edge count; stage 3: output.
+            # stage 1: rising edges; stage 2: first edge and edge count; stage 3: registered;
+            # then delayed to ENCODER_LATENCY, the delay-line encoder's latency.
             rising = Signal(w)
             m.d.sync += rising.eq(self.word & ~Cat(prev_last, self.word[:-1]))
             count = popcount(m, rising)
@@ -175,15 +181,23 @@ class FirstEdgeEncoder(wiring.Component):
                 with m.If(rising[i]):
                     m.d.comb += code.eq(i)
             m.d.sync += code2.eq(code)
-            m.d.sync += [self.hit.eq(hit2), self.code.eq(code2), self.extra.eq(extra2)]
+            out = Cat(hit2, code2, extra2)
+            for i in range(ENCODER_LATENCY - 3):
+                delayed = Signal(len(out), name=f"out_d{i}")
+                m.d.sync += delayed.eq(out)
+                out = delayed
+            m.d.sync += Cat(self.hit, self.code, self.extra).eq(out)
         else:
-            # Three stages of a ones count of the zeros: W − popcount(word) is the number of
-            # zeros, so no subtraction follows the count (at most W − 1 when there is a hit).
-            hits = [Signal(name=f"hit{i}") for i in (1, 2)]
-            m.d.sync += [hits[0].eq(self.word[w - 1] & ~prev_last), hits[1].eq(hits[0]),
-                         self.hit.eq(hits[1])]
-            zeros = popcount(m, ~self.word, stages=2, name="zeros")
-            m.d.sync += self.code.eq(Mux(hits[1], zeros, 0))
+            # A ones count of the zeros, a register after every level of the counter tree:
+            # W − popcount(word) is the number of zeros, so no subtraction follows the count
+            # (at most W − 1 when there is a hit).
+            hits = [Signal(name=f"hit{i}") for i in range(1, ENCODER_LATENCY)]
+            m.d.sync += hits[0].eq(self.word[w - 1] & ~prev_last)
+            for a, b in zip(hits, hits[1:], strict=False):
+                m.d.sync += b.eq(a)
+            m.d.sync += self.hit.eq(hits[-1])
+            zeros = popcount(m, ~self.word, stages=ENCODER_LATENCY - 1, name="zeros")
+            m.d.sync += self.code.eq(Mux(hits[-1], zeros, 0))
             m.d.sync += self.extra.eq(0)
         return m
 
@@ -206,17 +220,22 @@ class ChannelGate(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        since = Signal(24, init=(1 << 24) - 1)    # cycles since the last accepted edge
+        top = (1 << 24) - 1
+        since = Signal(24, init=top)              # cycles since the last accepted edge
+        at_top = Signal(init=1)                   # since == top (it stays there), registered
         ready = Signal()
         m.d.comb += ready.eq(since >= self.dead_time)
         accept = Signal()
         m.d.comb += accept.eq(self.hit & self.enable & ready)
+        # the saturating increment is prepared beside the comparison, not after it
+        since_inc = Signal(24)
+        m.d.comb += since_inc.eq(Mux(at_top, since, since + 1))
         with m.If(accept):
-            m.d.sync += since.eq(1)
+            m.d.sync += [since.eq(1), at_top.eq(0)]
         with m.Elif(self.expire):                 # the Verilator model skipped idle time
-            m.d.sync += since.eq((1 << 24) - 1)
-        with m.Elif(since != (1 << 24) - 1):
-            m.d.sync += since.eq(since + 1)
+            m.d.sync += [since.eq(top), at_top.eq(1)]
+        with m.Else():
+            m.d.sync += [since.eq(since_inc), at_top.eq(at_top | (since == top - 1))]
         m.d.sync += [
             self.accept.eq(accept),
             self.accept_code.eq(self.code),
@@ -277,12 +296,14 @@ class TagFramer(wiring.Component):
     rules). The end-of-frame and time-out comparisons are made one cycle ahead, on the next
     values of the counters, so that no wide comparison sits between TREADY and the output
     register; ``frame_words`` and ``flush_cycles`` take effect one tag or idle cycle after
-    they change.
+    they change. ``i_ready_early`` equals ``i_ready`` whenever ``i_valid`` is high, and depends
+    only on registers and ``tready`` (not on ``i_valid``, the time-out or ``upstream_empty``):
+    a read enable for a source FIFO, which ignores it when it has nothing to give.
     """
 
     def __init__(self) -> None:
         super().__init__({
-            "i_data": In(128), "i_valid": In(1), "i_ready": Out(1),
+            "i_data": In(128), "i_valid": In(1), "i_ready": Out(1), "i_ready_early": Out(1),
             "frame_words": In(16), "flush_cycles": In(24), "flush": In(1),
             "upstream_empty": In(1), "expire": In(1),
             "tdata": Out(128), "tvalid": Out(1), "tready": In(1), "tlast": Out(1),
@@ -305,6 +326,7 @@ class TagFramer(wiring.Component):
             m.d.sync += frame_count.eq(Mux(self.tlast, 0, frame_count + 1))
         can_load = Signal()
         m.d.comb += can_load.eq(~self.tvalid | transfer)
+        m.d.comb += self.i_ready_early.eq(~held_valid | can_load)
         frame_limit = Signal(16)
         m.d.comb += frame_limit.eq(Mux(self.frame_words == 0, 0, self.frame_words - 1))
         # frame_count as it will be when the next tag is loaded: one of three values, whose
@@ -445,6 +467,8 @@ class Tagger(wiring.Component):
         m.d.comb += words_busy.eq(channel_busy.any())
         busy_pipe = Signal(ENCODER_LATENCY + 1)
         m.d.sync += busy_pipe.eq(Cat(words_busy, busy_pipe[:-1]))
+        pipe_busy = Signal()            # busy_pipe.any(), registered with it
+        m.d.sync += pipe_busy.eq(words_busy | busy_pipe[:-1].any())
 
         # A skip of idle time reaches the gates with the (empty) words that follow it, after
         # every word before it: its dead time ends exactly between them.
@@ -452,7 +476,7 @@ class Tagger(wiring.Component):
         m.d.sync += skip_pipe.eq(Cat(skip, skip_pipe[:-1]))
         skip_at_gate = skip_pipe[-1]
 
-        # Stages 1..3: encoders and gates.
+        # Stages 1..ENCODER_LATENCY + 1: encoders and gates.
         accept = Signal(n)
         codes = [Signal(cb, name=f"code{ch}") for ch in range(n)]
         for ch in range(n):
@@ -516,11 +540,30 @@ class Tagger(wiring.Component):
                 m.d.comb += sel.eq(ch)
         only_one = Signal()
         m.d.comb += only_one.eq((remaining & (remaining - 1)) == 0)
-        valid = [Signal(name=f"valid{i}") for i in (1, 2, 3)]   # calibration stages
-        in_flight = Signal(range(out_depth + len(valid) + 1))
-        m.d.comb += in_flight.eq(out_fifo.level + sum(valid))
-        issue = Signal()
-        m.d.comb += issue.eq(head_valid & (in_flight < out_depth))
+        valid = [Signal(name=f"valid{i}") for i in (1, 2, 3, 4)]   # calibration stages
+        # Tags issued and not yet out of the output FIFO (those in the calibration stages plus
+        # the FIFO's level), counted in a register, and whether there is room for one more,
+        # registered with it: the sum of the FIFO's level and the stage flags, and its
+        # comparison, are no longer in front of the read enable of the event FIFO.
+        in_flight = Signal(range(out_depth + 1))
+        has_room = Signal(init=1)
+        issue, popped = Signal(), Signal()
+        m.d.comb += [issue.eq(head_valid & has_room),
+                     popped.eq(out_fifo.r_rdy & out_fifo.r_en)]
+        in_flight_next = Signal.like(in_flight)
+        m.d.comb += in_flight_next.eq(in_flight + issue - popped)
+        out_idle = Signal(init=1)       # in_flight == 0, registered with it
+        m.d.sync += [in_flight.eq(in_flight_next), has_room.eq(in_flight_next < out_depth),
+                     out_idle.eq(in_flight_next == 0)]
+        # Whether the event FIFO is empty (its level is 0), as a register: the level moves by
+        # the push less the pop, and only a pop from 1 or a push onto 0 changes emptiness.
+        ev_level = Signal(range(c.fifo_depth + 1))
+        ev_empty = Signal(init=1)
+        ev_push, ev_pop = Signal(), Signal()
+        m.d.comb += [ev_push.eq(ev_fifo.w_en & ev_fifo.w_rdy),
+                     ev_pop.eq(ev_fifo.r_en & ev_fifo.r_rdy)]
+        m.d.sync += [ev_level.eq(ev_level + ev_push - ev_pop),
+                     ev_empty.eq(~ev_push & (ev_empty | ((ev_level == 1) & ev_pop)))]
         with m.If(issue):
             with m.If(only_one):
                 m.d.sync += done_mask.eq(0)
@@ -531,7 +574,9 @@ class Tagger(wiring.Component):
         with m.If(load):
             m.d.sync += [head_valid.eq(ev_fifo.r_rdy), head.eq(ev_fifo.r_data)]
 
-        # Calibration lookup (stage L1) and timestamp assembly (stage L2).
+        # Calibration lookup and timestamp assembly, stages L1..L4. No carry chain is longer
+        # than 40 bits, and the block RAM's output (clock-to-out 4.26 ns on the ECP5, which has
+        # no output register as Yosys maps it) goes straight into a register.
         m.submodules.cal = cal = memory.Memory(shape=CAL_WIDTH, depth=n << cb, init=[])
         cal_w = cal.write_port()
         cal_r = cal.read_port(transparent_for=(cal_w,))
@@ -548,29 +593,42 @@ class Tagger(wiring.Component):
         m.d.sync += [valid[0].eq(issue), chan1.eq(sel), code1.eq(head_codes[sel]),
                      time1.eq(head.time), delay1.eq(delays[sel]),
                      slot1.eq(head.slot), offset1.eq(head.offset)]
-        # L2: time base + delay; the fine time from the RAM registered.
-        base2, fine2 = Signal(64), Signal(CAL_WIDTH)
+        # L2: time base + delay in 32-bit halves: the low half with its carry out, the high
+        # half minus the delay's sign (its sign extension is all ones or zeros); the slot
+        # phase offset + 16 x delay; the RAM's output register (Yosys folds it into the RAM).
+        lo2, hi2 = Signal(33), Signal(32)
+        fine2 = Signal(CAL_WIDTH)
         chan2, code2 = Signal(8), Signal(cb)
         slot2, psum2 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
         m.d.sync += [valid[1].eq(valid[0]), chan2.eq(chan1), code2.eq(code1),
-                     base2.eq(time1 + delay1.as_signed()), fine2.eq(cal_r.data),
-                     slot2.eq(slot1),
+                     lo2.eq(time1[:32] + delay1), hi2.eq(time1[32:] - delay1[31]),
+                     fine2.eq(cal_r.data), slot2.eq(slot1),
                      psum2.eq(offset1 + (delay1.as_signed() << CAL_FRAC_BITS))]
-        # L3: + fine time rounded to whole picoseconds. The rounding bit enters as the carry
-        # into an extra low bit (1 + round carries exactly when round is 1), so the sum is one
-        # carry chain, not two in series.
-        ts3 = Signal(64)
+        # L3: the high half of time + delay, and that plus one (carry select for L4); the
+        # fine time registered in the fabric.
+        lo3, hi3, hi3_inc = Signal(32), Signal(32), Signal(32)
+        fine3 = Signal(CAL_WIDTH)
         chan3, code3 = Signal(8), Signal(cb)
         slot3, psum3 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
-        rounded_sum = Cat(Const(1, 1), base2) + Cat(fine2[CAL_FRAC_BITS - 1],
-                                                     fine2[CAL_FRAC_BITS:])
         m.d.sync += [valid[2].eq(valid[1]), chan3.eq(chan2), code3.eq(code2),
-                     ts3.eq(rounded_sum[1:65]),
-                     slot3.eq(slot2), psum3.eq(psum2 + fine2)]
+                     lo3.eq(lo2[:32]), hi3.eq(hi2 + lo2[32]),
+                     hi3_inc.eq(hi2 + Mux(lo2[32], 2, 1)),
+                     fine3.eq(fine2), slot3.eq(slot2), psum3.eq(psum2)]
+        # L4: + fine time rounded to whole picoseconds, on the low half. The rounding bit
+        # enters as the carry into an extra low bit (1 + round carries exactly when round is 1),
+        # so the sum is one carry chain; its carry out selects the high half.
+        ts4 = Signal(64)
+        chan4, code4 = Signal(8), Signal(cb)
+        slot4, psum4 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
+        rounded_lo = Cat(Const(1, 1), lo3) + Cat(fine3[CAL_FRAC_BITS - 1],
+                                                  fine3[CAL_FRAC_BITS:])
+        m.d.sync += [valid[3].eq(valid[2]), chan4.eq(chan3), code4.eq(code3),
+                     ts4.eq(Cat(rounded_lo[1:33], Mux(rounded_lo[33], hi3_inc, hi3))),
+                     slot4.eq(slot3), psum4.eq(psum3 + fine3)]
         out_w = Signal(out_entry)
-        m.d.comb += [out_w.tag.timestamp.eq(ts3), out_w.tag.channel.eq(chan3),
-                     out_w.tag.code.eq(code3), out_w.slot.eq(slot3), out_w.phase_sum.eq(psum3)]
-        m.d.comb += [out_fifo.w_data.eq(out_w), out_fifo.w_en.eq(valid[2])]
+        m.d.comb += [out_w.tag.timestamp.eq(ts4), out_w.tag.channel.eq(chan4),
+                     out_w.tag.code.eq(code4), out_w.slot.eq(slot4), out_w.phase_sum.eq(psum4)]
+        m.d.comb += [out_fifo.w_data.eq(out_w), out_fifo.w_en.eq(valid[3])]
         out_r = Signal(out_entry)
         m.d.comb += out_r.eq(out_fifo.r_data)
 
@@ -584,12 +642,11 @@ class Tagger(wiring.Component):
         m.submodules.framer = framer = TagFramer()
         m.d.comb += [
             framer.i_data.eq(out_r.tag), framer.i_valid.eq(out_fifo.r_rdy & self.tag_stream),
-            out_fifo.r_en.eq(Mux(self.tag_stream, framer.i_ready, 1)),
+            out_fifo.r_en.eq(Mux(self.tag_stream, framer.i_ready_early, 1)),
             framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
             framer.flush.eq(self.flush), framer.expire.eq(skip),
-            framer.upstream_empty.eq(~words_busy & ~busy_pipe.any() & ~accept.any()
-                                     & (ev_fifo.level == 0) & ~head_valid & ~Cat(*valid).any()
-                                     & (out_fifo.level == 0)),
+            framer.upstream_empty.eq(~words_busy & ~pipe_busy & ~accept.any() & ev_empty
+                                     & ~head_valid & out_idle),
             self.tdata.eq(framer.tdata), self.tvalid.eq(framer.tvalid),
             self.tlast.eq(framer.tlast), framer.tready.eq(self.tready),
         ]

@@ -24,7 +24,7 @@ from tbqkd.host.device import DeviceError
 from tbqkd.host.receiver import ReceiverInterface, Window
 from tbqkd.host.tagger import TaggerInterface
 from tbqkd.sim.frontend import make_frontend
-from tbqkd.sim.model_device import ModelDevice, open_model_device
+from tbqkd.sim.model_device import TAG_LATENCY, ModelDevice, open_model_device
 from tbqkd.sim.twin import Scenario, Twin
 
 CONFIG = TaggerConfig()
@@ -180,7 +180,8 @@ def test_cycle_timing_equals_the_compiled_core(verilator, model):
 def test_pipeline_latencies_equal_the_compiled_core(verilator, model):
     """A click lands on the same side of the histogram's reset clear and of a window boundary."""
     offset = int(FRONTEND.sample_offsets_ps()[-1]) - 50      # hit in the cycle of the click
-    for hit in range(5100, 5110):          # the reset-time clear of the banks ends at 5120
+    # the reset-time clear of the banks ends at 5120: tags reach them on both sides of it
+    for hit in range(5104 - TAG_LATENCY, 5114 - TAG_LATENCY):
         skipped = []
         for device in (verilator, model):
             if device is verilator:
@@ -191,7 +192,8 @@ def test_pipeline_latencies_equal_the_compiled_core(verilator, model):
             skipped.append(device.read("HIST_SKIPPED"))
         assert skipped[0] == skipped[1], hit
     period, sides = float(CONFIG.slot_period), set()
-    for shift in range(-24, -14):          # an X+ middle-bin click near a window boundary
+    # an X+ middle-bin click near a window boundary (its tag TAG_LATENCY cycles later)
+    for shift in range(-8 - TAG_LATENCY, 2 - TAG_LATENCY):
         windows = []
         for device in (model, verilator):
             configure(device, window_slots=3_000)
