@@ -73,13 +73,18 @@ class SlotClock(wiring.Component):
         den_minus_t = Signal(SLOT_REM_WIDTH, init=k.den - t_rem0)
         s_int1 = Signal(OFFSET_WIDTH + 1, init=k.step_int + 1)
         den_minus_s = Signal(SLOT_REM_WIDTH, init=k.den - k.step_rem)
-        t_rem_now = Signal(SLOT_REM_WIDTH)
-        m.d.comb += t_rem_now.eq(Mux(t_borrow, self.wrap_rem + self.den - self.step_rem,
-                                     self.wrap_rem - self.step_rem))
+        # Every candidate is computed beside the borrow comparison and selected by it, so no
+        # carry chain waits for another (the comparison, the subtraction and the + 1 in series
+        # were the tagger's critical path on ECP5 at 125 MHz).
+        diff_int = self.wrap_int - self.step_int
         m.d.sync += [
-            t_int.eq(self.wrap_int - self.step_int - t_borrow),
-            t_int1.eq(self.wrap_int - self.step_int - t_borrow + 1),
-            t_rem.eq(t_rem_now), den_minus_t.eq(self.den - t_rem_now),
+            t_int.eq(Mux(t_borrow, diff_int - 1, diff_int)),
+            t_int1.eq(Mux(t_borrow, diff_int, diff_int + 1)),
+            t_rem.eq(Mux(t_borrow, self.wrap_rem + self.den - self.step_rem,
+                         self.wrap_rem - self.step_rem)),
+            # den - t_rem: (step_rem - wrap_rem) after a borrow, else den - wrap_rem + step_rem
+            den_minus_t.eq(Mux(t_borrow, self.step_rem - self.wrap_rem,
+                               self.den - self.wrap_rem + self.step_rem)),
             s_int1.eq(self.step_int + 1), den_minus_s.eq(self.den - self.step_rem),
         ]
         off, rem = self.offset, self.rem
