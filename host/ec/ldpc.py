@@ -211,7 +211,8 @@ def _sum_product(row_ptr, col_idx, syndrome, llr, max_iter, patience, table, msg
     iterations. Returns (hard decision, iterations, satisfied).
 
     Signs are products of +-1 (``copysign``) rather than branches: a message's sign is close to
-    a coin flip on unreliable bits, and the mispredicted branches cost a third of the time.
+    a coin flip on unreliable bits, and the mispredicted branches cost about a quarter of the
+    time (same messages bit for bit).
     """
     m = row_ptr.size - 1
     total = llr.copy()
