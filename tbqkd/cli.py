@@ -44,7 +44,7 @@ def bench(name: str = typer.Argument("", help="benchmark name (see --list)"),
         result = benches.run(name, quick=quick, params=dict(_bench_param(p) for p in params))
     except KeyError:
         fail(f"unknown benchmark {name!r}; `tbqkd bench --list` shows the names")
-    except (TypeError, ValueError) as error:
+    except benches.BenchParameterError as error:
         fail(f"bench {name}: {error}")
     result.setdefault("machine", f"{platform.machine()} {platform.processor() or ''}".strip())
     if as_json:

@@ -11,7 +11,11 @@ import importlib
 import inspect
 import pkgutil
 
-__all__ = ["available", "run"]
+__all__ = ["available", "run", "BenchParameterError"]
+
+
+class BenchParameterError(ValueError):
+    """A benchmark parameter it does not take, or a value out of its range."""
 
 
 def available() -> dict[str, str]:
@@ -29,7 +33,7 @@ def run(name: str, *, quick: bool = False, params: dict | None = None) -> dict:
     """Run the benchmark ``name`` and return its result object.
 
     ``params`` are keyword arguments of the module's ``run``; a name it does not take raises
-    :class:`TypeError` before anything runs.
+    :class:`BenchParameterError` before anything runs.
     """
     if name.startswith("_") or name not in {i.name for i in pkgutil.iter_modules(__path__)}:
         raise KeyError(name)
@@ -38,6 +42,6 @@ def run(name: str, *, quick: bool = False, params: dict | None = None) -> dict:
     accepted = inspect.signature(module.run).parameters
     unknown = sorted((set(params) - set(accepted)) | ({"quick"} & set(params)))
     if unknown:
-        raise TypeError(f"unknown parameter(s) {', '.join(unknown)}; "
+        raise BenchParameterError(f"unknown parameter(s) {', '.join(unknown)}; "
                         f"{name} takes {', '.join(p for p in accepted if p != 'quick') or 'none'}")
     return module.run(quick=quick, **params)

@@ -8,6 +8,7 @@ import time
 import numpy as np
 from scipy.stats import beta
 
+from tbqkd.bench import BenchParameterError
 from tbqkd.host.ec import binary_entropy, make_reconciler
 from tbqkd.host.ec.ldpc import LdpcOptions, plan_frames
 from tbqkd.host.protocol import run_in_memory
@@ -27,9 +28,12 @@ def run(quick: bool = False, qber: float = 0.05, frames: int | None = None,
     0-11). ``quick``: 10^4 bits and 20 frames unless ``frames`` is given (default 1000).
     """
     n = 10_000 if quick else 100_000
-    frames = (20 if quick else 1000) if frames is None else int(frames)
-    if not 0.0 < qber < 0.5 or frames < 1:
-        raise ValueError(f"need 0 < qber < 0.5 and frames >= 1, got {qber}, {frames}")
+    frames = (20 if quick else 1000) if frames is None else frames
+    valid = (isinstance(qber, (int, float)) and 0.0 < qber < 0.5
+             and isinstance(frames, int) and frames >= 1 and isinstance(first_seed, int))
+    if not valid:
+        raise BenchParameterError("need 0 < qber < 0.5, an integer frames >= 1 and an integer "
+                                  f"first_seed, got {qber!r}, {frames!r}, {first_seed!r}")
     plan = plan_frames(n, qber, LdpcOptions())
     failures = rescued = 0
     efficiencies = []

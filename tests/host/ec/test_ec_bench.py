@@ -28,7 +28,8 @@ def test_bench_parameters_are_checked_before_running():
     assert "fer takes qber, frames, first_seed" in unknown.output
     malformed = runner.invoke(app, ["bench", "fer", "-p", "frames"])
     assert malformed.exit_code == 2 and "NAME=VALUE" in malformed.output
-    out_of_range = runner.invoke(app, ["bench", "fer", "-p", "qber=0.7"])
-    assert out_of_range.exit_code == 2 and "0 < qber < 0.5" in out_of_range.output
+    for bad in ("qber=0.7", "qber=low", "frames=0", "frames=2.5"):
+        out_of_range = runner.invoke(app, ["bench", "fer", "-p", bad])
+        assert out_of_range.exit_code == 2 and "0 < qber < 0.5" in out_of_range.output, bad
     no_params = runner.invoke(app, ["bench", "pa", "-p", "size=3"])
     assert no_params.exit_code == 2 and "pa takes none" in no_params.output
