@@ -317,24 +317,26 @@ class _Frames:
         counts[-1] = plan.frames * plan.frame_bits - plan.key_bits
         return counts
 
-    def known_before_rescue(self, frame: int) -> np.ndarray:
-        """Variables Bob knows once every punctured bit is revealed: those and the padding."""
-        known = np.zeros(self.plan.n_vars, dtype=bool)
-        known[self.punctured] = True
-        pad = int(self.pad_counts()[frame])
-        if pad:
-            known[self.key_slots[self.plan.frame_bits - pad:]] = True
-        return known
+    def rescue_variables(self, frame: int, checks: np.ndarray,
+                         known: dict[int, np.ndarray]) -> np.ndarray:
+        """Variables of ``checks`` that Bob does not know yet in ``frame``, in increasing order.
 
-    def rescue_variables(self, checks: np.ndarray, known: np.ndarray) -> np.ndarray:
-        """Not yet ``known`` variables of ``checks``, in increasing order; marks them known."""
+        ``known`` holds each side's per-frame mask (both sides keep one and update it the same
+        way); a frame's mask starts, at its first rescue step, with what Bob knows then: every
+        punctured bit and the zero padding. The returned variables are marked known.
+        """
+        mask = known.get(frame)
+        if mask is None:
+            mask = known[frame] = np.zeros(self.plan.n_vars, dtype=bool)
+            mask[self.punctured] = True
+            pad = int(self.pad_counts()[frame])
+            if pad:
+                mask[self.key_slots[self.plan.frame_bits - pad:]] = True
         code = self.code
-        if checks.size == 0:
-            return np.zeros(0, dtype=np.int64)
         variables = np.unique(np.concatenate(
             [code.col_idx[code.row_ptr[c]:code.row_ptr[c + 1]] for c in checks]))
-        variables = variables[~known[variables]].astype(np.int64)
-        known[variables] = True
+        variables = variables[~mask[variables]].astype(np.int64)
+        mask[variables] = True
         return variables
 
 
@@ -472,10 +474,7 @@ class LdpcAlice(ReconcilerSide):
     def _rescue_values(self, frame: int, checks: np.ndarray) -> np.ndarray:
         """Values of the not yet known variables of ``checks`` in ``frame``'s word."""
         frames = self._frames
-        known = self._known.get(frame)
-        if known is None:
-            known = self._known[frame] = frames.known_before_rescue(frame)
-        variables = frames.rescue_variables(checks, known)
+        variables = frames.rescue_variables(frame, checks, self._known)
         word = np.zeros(self._plan.n_vars, dtype=np.uint8)
         word[frames.key_slots] = frames.frame_words(self._key)[frame]
         word[frames.punctured] = self._padding[frame]
@@ -625,10 +624,7 @@ class LdpcBob(ReconcilerSide):
             target_counts, targets = _pack_rescue_lists(ordered)
             self._bob_bits += _rescue_list_bits(ordered, plan)
             for frame, checks in zip(self._pending, ordered, strict=True):
-                known = self._known.get(frame)
-                if known is None:
-                    known = self._known[frame] = frames.known_before_rescue(frame)
-                self._rescue_asked[frame] = frames.rescue_variables(checks, known)
+                self._rescue_asked[frame] = frames.rescue_variables(frame, checks, self._known)
         confirmed = False
         if final:
             self._done = True
