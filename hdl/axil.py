@@ -9,9 +9,11 @@ to read-only registers answer ``SLVERR``; their writes have no effect.
 
 For each register the bank exposes signals that the core drives or uses:
 
-* ``rw``: ``bank.value[name]``, the held value (reset from the table).
+* ``rw``: ``bank.value[name]``, the held value (reset from the table); only the bits of the
+  register's fields are stored, the others read as 0.
 * ``ro``: ``bank.value[name]``, driven by the core; 64-bit ones latch their high word when the
-  low word is read.
+  low word is read (one latch for all of them: a high word read that does not follow its own
+  low word answers ``SLVERR``).
 * ``wp``: ``bank.strobe[name]``, the written value for exactly one cycle (zero otherwise).
 
 Every writable register also has ``bank.written[name]``, high for the one cycle after a write
@@ -21,11 +23,11 @@ Every writable register also has ``bank.written[name]``, high for the one cycle 
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .regmap import RegisterMap
+from .regmap import Register, RegisterMap
 
 __all__ = ["AXI4LiteSignature", "RegisterBank", "forward_flat_axi4lite", "READ_AFTER_WRITE",
            "RESP_OKAY", "RESP_SLVERR"]
@@ -108,9 +110,6 @@ class RegisterBank(wiring.Component):
         m.d.comb += [bus.awready.eq(do_write), bus.wready.eq(do_write)]
         with m.If(bus.bvalid & bus.bready):
             m.d.sync += bus.bvalid.eq(0)
-        byte_mask = Signal(32)
-        m.d.comb += byte_mask.eq(
-            sum((bus.wstrb[i].replicate(8) << (8 * i)) for i in range(4)))
         with m.If(do_write):
             m.d.sync += [bus.bvalid.eq(1), bus.bresp.eq(RESP_SLVERR)]
             with m.Switch(write_word):
@@ -122,22 +121,47 @@ class RegisterBank(wiring.Component):
                             m.d.sync += bus.bresp.eq(RESP_OKAY)
                             if reg.name in self.written:
                                 m.d.sync += self.written[reg.name].eq(1)
-                            part = slice(32 * w, 32 * w + 32)
                             if reg.access == "rw":
-                                old = self.value[reg.name][part]
-                                m.d.sync += old.eq((old & ~byte_mask) | (bus.wdata & byte_mask))
+                                self._write_fields(m, reg, w)
                             elif reg.access == "wp":
-                                m.d.sync += self.strobe[reg.name][part].eq(bus.wdata)
+                                m.d.sync += self.strobe[reg.name][32 * w:32 * w + 32].eq(
+                                    bus.wdata)
                             elif reg.access == "rc":
+                                part = slice(32 * w, 32 * w + 32)
                                 flags = self.value[reg.name]
                                 m.d.sync += flags[part].eq(
                                     (flags[part] | self.set[reg.name][part]) & ~bus.wdata)
 
         # --- reads -------------------------------------------------------------------------
-        shadows = {reg.name: Signal(32, name=f"{reg.name.lower()}_hi")
-                   for reg in regmap if reg.access == "ro" and reg.width == 64}
+        # The read data is a binary multiplexer tree on the word address, not a comparison per
+        # register: a subtree with registers on one side only has no multiplexer (its value
+        # elsewhere is masked by an exact one-bit tree of the mapped words), about four
+        # register bits per LUT.
+        #
+        # One latch serves the high words of all 64-bit read-only registers: reading the low
+        # word of one latches its high word and the address of that high word; reading a high
+        # word answers the latch if the address matches and SLVERR otherwise, so a high word
+        # never pairs with another register's low word.
         read_word = Signal(regmap.addr_width - 2)
         m.d.comb += read_word.eq(bus.araddr[2:])
+        # 64-bit read-only registers: their own tree on the doubleword address, 64 bits wide
+        # (the low word answers, the high word goes to the latch).
+        data, okay, wide, wide_high = {}, {}, {}, {}
+        for reg in regmap:
+            for w in range(reg.words):
+                index = (reg.offset >> 2) + w
+                if reg.access == "ro" and reg.width == 64 and reg.name not in constant:
+                    wide[index >> 1] = self.value[reg.name]
+                    wide_high[index | 1] = 1
+                    continue
+                okay[index] = 1
+                if reg.name in constant:
+                    data[index] = (constant[reg.name] >> (32 * w)) & 0xFFFF_FFFF
+                elif reg.access != "wp":
+                    data[index] = self.value[reg.name][32 * w:32 * w + 32]
+        high_latch = Signal(32)
+        high_word = Signal.like(read_word)
+        high_valid = Signal()
         # A read is accepted only READ_AFTER_WRITE cycles after the last write took effect, so
         # that it sees what the write caused in the core (e.g. a histogram read port moved).
         settle = Signal(range(READ_AFTER_WRITE + 1))
@@ -151,22 +175,78 @@ class RegisterBank(wiring.Component):
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         with m.If(do_read):
-            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(0), bus.rresp.eq(RESP_SLVERR)]
-            with m.Switch(read_word):
-                for reg in regmap:
-                    for w in range(reg.words):
-                        with m.Case((reg.offset >> 2) + w):
-                            m.d.sync += bus.rresp.eq(RESP_OKAY)
-                            if reg.name in constant:
-                                m.d.sync += bus.rdata.eq((constant[reg.name] >> (32 * w))
-                                                         & 0xFFFF_FFFF)
-                            elif reg.access == "wp":
-                                m.d.sync += bus.rdata.eq(0)
-                            elif reg.name in shadows and w == 1:
-                                m.d.sync += bus.rdata.eq(shadows[reg.name])
-                            else:
-                                value = self.value[reg.name]
-                                m.d.sync += bus.rdata.eq(value[32 * w:32 * w + 32])
-                                if reg.name in shadows:
-                                    m.d.sync += shadows[reg.name].eq(value[32:64])
+            is_high = _word_mux(read_word, wide_high, 1)
+            is_wide_low = _word_mux(read_word, {i << 1: 1 for i in wide}, 1)
+            is_data = _word_mux(read_word, {i: 1 for i in data}, 1)
+            high_ok = is_high & high_valid & (high_word == read_word)
+            wide_word = _word_mux(read_word[1:], wide, 64, exact=False)
+            data_word = _word_mux(read_word, data, 32, exact=False)
+            m.d.sync += [
+                bus.rvalid.eq(1),
+                bus.rresp.eq(Mux(high_ok | is_wide_low | _word_mux(read_word, okay, 1),
+                                 RESP_OKAY, RESP_SLVERR)),
+                bus.rdata.eq(Mux(high_ok, high_latch, 0) | Mux(is_wide_low, wide_word[:32], 0)
+                             | Mux(is_data, data_word, 0)),
+            ]
+            with m.If(is_wide_low):
+                m.d.sync += [high_latch.eq(wide_word[32:]), high_word.eq(read_word | 1),
+                             high_valid.eq(1)]
         return m
+
+    def _write_fields(self, m: Module, reg: Register, word: int) -> None:
+        """Write the field bits of word ``word`` of ``rw`` register ``reg``, byte by byte as
+        WSTRB allows. Bits outside every field are not stored: they read as zero."""
+        value, wdata, wstrb = self.value[reg.name], self.bus.wdata, self.bus.wstrb
+        for byte in range(4):
+            low = 32 * word + 8 * byte
+            runs = _field_runs(reg, low, low + 8)
+            if not runs:
+                continue
+            with m.If(wstrb[byte]):
+                for start, stop in runs:
+                    m.d.sync += value[start:stop].eq(wdata[start - 32 * word:stop - 32 * word])
+
+
+def _word_mux(select: Value, words: dict[int, Value | int], width: int, *,
+              exact: bool = True) -> Value:
+    """``words[select]`` as a binary multiplexer tree on the bits of ``select``.
+
+    ``exact``: zero where ``select`` is not a key. Otherwise the value there is unspecified,
+    which lets a subtree with keys on one side only skip its multiplexer: the caller masks the
+    result with an exact ``okay`` tree.
+    """
+    def tree(bit: int, base: int) -> Value | None:
+        if not any(base <= i < base + (1 << (bit + 1)) for i in words):
+            return None
+        if bit < 0:
+            return Const(words[base], width) if isinstance(words[base], int) else words[base]
+        high, low = tree(bit - 1, base + (1 << bit)), tree(bit - 1, base)
+        if high is None or low is None:
+            if exact:
+                return Mux(select[bit], Const(0, width) if high is None else high,
+                           Const(0, width) if low is None else low)
+            return low if high is None else high
+        return Mux(select[bit], high, low)
+
+    top = max(words, default=0).bit_length()
+    if top > len(select):
+        raise ValueError(f"word {max(words)} is beyond a {len(select)}-bit address")
+    result = tree(top - 1, 0) if words else None
+    if result is None:
+        return Const(0, width)
+    if exact and len(select) > top:
+        return Mux(select[top:] == 0, result, 0)
+    return result
+
+
+def _field_runs(reg: Register, low: int, high: int) -> list[tuple[int, int]]:
+    """Bit ranges ``[start, stop)`` of ``reg``'s fields within bits ``[low, high)``."""
+    runs = []
+    for field in sorted(reg.fields, key=lambda f: f.lsb):
+        start, stop = max(low, field.lsb), min(high, field.lsb + field.width)
+        if start < stop:
+            if runs and runs[-1][1] == start:
+                runs[-1] = (runs[-1][0], stop)
+            else:
+                runs.append((start, stop))
+    return runs

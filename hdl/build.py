@@ -88,7 +88,9 @@ def registers_markdown(config: TaggerConfig | None = None) -> str:
             f"({config.n_channels} channels, {config.frontend}, W={config.word_width}). "
             f"`ID` reads `{regmap.hash:#010x}`. Offsets in bytes; 64-bit registers are two "
             f"32-bit words, low first; reading the low word of a read-only 64-bit register "
-            f"latches its high word.\n\n" + regmap.to_markdown())
+            f"latches its high word (one latch for all: a high word read that does not follow "
+            f"its own low word answers SLVERR). Bits of an rw register outside its fields "
+            f"read as 0.\n\n" + regmap.to_markdown())
 
 
 if __name__ == "__main__":

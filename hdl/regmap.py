@@ -18,7 +18,9 @@ Access kinds
 
 64-bit registers occupy two consecutive 32-bit words (low word first). Reading the low word of a
 ``ro`` 64-bit register latches the high word, so a low-then-high read pair is consistent. This is
-how a PYNQ ``MMIO.read(offset, 8)`` (two 32-bit reads, low first) sees an atomic value.
+how a PYNQ ``MMIO.read(offset, 8)`` (two 32-bit reads, low first) sees an atomic value. One
+latch serves all of them: a high word read that does not follow its own low word answers
+``SLVERR``. Bits of an ``rw`` register outside its fields are not stored and read as 0.
 
 Offset 0 holds ``ID``, a CRC-32 of the table's canonical JSON, and offset 4 holds ``VERSION``
 (magic and version numbers). The host refuses a core whose ID differs from the table it has.

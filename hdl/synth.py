@@ -263,12 +263,17 @@ def _parse_stat(text: str) -> dict[str, int]:
 
 #: ``synth_xilinx`` with its LUT mapping done by the classic ABC flow instead of ABC9: Yosys
 #: 0.70's ABC9 exits without a message on the tagger (since the slot clock went in). The steps
-#: are those of ``synth_xilinx``'s ``map_luts`` label with ``abc`` for ``abc9``.
+#: are those of ``synth_xilinx``'s ``map_luts`` label with ``abc`` for ``abc9``, plus one
+#: ``opt_merge`` after ABC: flip-flop legalisation gives every FDRE its own inverter of the
+#: active-low ``aresetn`` and ABC returns each as a LUT of its own (13 862 of them in the
+#: receiver top), where Vivado uses one (or the flip-flops' ``IS_R_INVERTED``).
 _XILINX_FLOW = """
 read_verilog top.v
 synth_xilinx -family xc7 -top {top} -flatten -run :map_luts
 opt_expr -mux_undef -noclkinv
 abc -luts 2:2,3,6:5,10,20
+clean
+opt_merge
 clean
 xilinx_srl -fixed -minlen 3
 techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6

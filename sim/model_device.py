@@ -165,7 +165,7 @@ class ModelDevice(Device):
         self._cycle = 0
         self._values = {r.name: r.reset for r in self.regmap if r.access == "rw"}
         self._status = 0
-        self._shadow: dict[str, int] = {}
+        self._high_latch: tuple[int, int] | None = None   # (offset of the high word, value)
         self._settle_until = 0                 # reads are accepted from this cycle on
         self._streams = {p.prefix: bytearray() for p in STREAMS if p.direction == "out"}
         self._answers = np.zeros(0, dtype=np.uint8)
@@ -223,9 +223,10 @@ class ModelDevice(Device):
         reg, word = self._lookup(offset)
         self._cycle_to(max(self._cycle, self._settle_until))
         self._phase_events(self._cycle)
-        value = self._read_register(reg, word)
-        self._advance(_ACCESS_CYCLES)
-        return value
+        try:
+            return self._read_register(reg, word, offset)
+        finally:
+            self._advance(_ACCESS_CYCLES)
 
     def write32(self, offset: int, value: int) -> None:
         reg, word = self._lookup(offset)
@@ -241,6 +242,7 @@ class ModelDevice(Device):
             old = self._values[reg.name]
             shift = 32 * word
             new = (old & ~(_MASK32 << shift)) | (value << shift)
+            new &= sum(f.mask for f in reg.fields)      # bits outside the fields read as 0
             self._write_rw(reg.name, old, new)
         elif reg.access == "rc":
             self._status &= ~value
@@ -261,11 +263,17 @@ class ModelDevice(Device):
             raise DeviceError(f"AXI4-Lite access to {offset:#06x} answered resp=0b10 "
                               "(no register there)") from None
 
-    def _read_register(self, reg, word: int) -> int:
+    def _read_register(self, reg, word: int, offset: int) -> int:
         if reg.access == "wp":
             return 0
-        if reg.access == "ro" and reg.width == 64 and word == 1:
-            return self._shadow.get(reg.name, 0)
+        wide = reg.access == "ro" and reg.width == 64 and reg.name != "ID" and not reg.reset
+        if wide and word == 1:
+            # One latch for every 64-bit counter (tbqkd.hdl.axil): the high word answers only
+            # right after its own low word was read.
+            if self._high_latch is None or self._high_latch[0] != offset:
+                raise DeviceError(f"AXI4-Lite read of {offset:#06x} answered resp=0b10 (the high "
+                                  f"word of {reg.name} without its low word read before it)")
+            return self._high_latch[1]
         if reg.access == "rw":
             value = self._values[reg.name]
         elif reg.access == "rc":
@@ -274,8 +282,8 @@ class ModelDevice(Device):
             value = self._ro[reg.name]() & ((1 << reg.width) - 1)
         else:
             value = reg.reset if reg.name != "ID" else self.regmap.hash
-        if reg.access == "ro" and reg.width == 64:
-            self._shadow[reg.name] = value >> 32
+        if wide:
+            self._high_latch = (offset + 4, value >> 32)
         return (value >> (32 * word)) & _MASK32
 
     def _write_rw(self, name: str, old: int, new: int) -> None:

@@ -54,7 +54,10 @@ async def test_register_reset_and_access(dut):
     assert await tb.read("TAGGER_CONFIG") == regmap["TAGGER_CONFIG"].reset
     unmapped = max(r.offset + r.width // 8 for r in regmap) + 0x100
     read = await tb.axil.read(unmapped, 4)
-    assert read.resp == RESP_SLVERR
+    assert read.resp == RESP_SLVERR and read.data == bytes(4)
+    # An address beyond the map whose low bits name a register is not that register.
+    alias = (1 << (regmap.addr_width - 1)) | regmap["VERSION"].offset
+    assert (await tb.axil.read(alias, 4)).resp == RESP_SLVERR
     ok = await tb.axil.read(regmap["VERSION"].offset, 4)
     assert ok.resp == RESP_OKAY
     # A 64-bit counter read low-then-high is consistent (the low read latches the high word).
@@ -66,6 +69,15 @@ async def test_register_reset_and_access(dut):
         hi = int.from_bytes((await tb.axil.read(regmap["CYCLE"].offset + 4, 4)).data, "little")
         value = hi << 32 | lo
         assert (1 << 32) - 3 <= value < (1 << 32) + 200 and (hi == 0) == (lo > 1 << 31)
+    # One latch serves every 64-bit counter: a high word answers only after its own low word,
+    # and another counter's low word read in between takes the latch over.
+    cycle, time = regmap["CYCLE"].offset, regmap["TIME"].offset
+    await tb.axil.read(cycle, 4)
+    await tb.axil.read(time, 4)
+    stale = await tb.axil.read(cycle + 4, 4)
+    assert stale.resp == RESP_SLVERR and stale.data == bytes(4)
+    for _ in range(2):                       # the latch stays until the next low-word read
+        assert (await tb.axil.read(time + 4, 4)).resp == RESP_OKAY
 
 
 @cocotb.test(timeout_time=20, timeout_unit="ms")
