@@ -318,25 +318,35 @@ class TagFramer(wiring.Component):
         idle = Signal(24)
         flush_pending = Signal()
 
+        # frame_count + 1, + 2, + 3 kept beside it (registers, not adders in series), so that
+        # "count >= frame_words - 1 - j" is one comparison each: reach[j] = count_plus[j] >=
+        # frame_words (true for every count when frame_words <= j + 1).
+        count_plus = [Signal(17, init=j + 1, name=f"count_plus{j + 1}") for j in range(3)]
+        reach = [plus >= self.frame_words for plus in count_plus]
+
         transfer = Signal()
         m.d.comb += transfer.eq(self.tvalid & self.tready)
         m.d.comb += [self.sent.eq(transfer), self.sent_last.eq(transfer & self.tlast)]
         with m.If(transfer):
             m.d.sync += self.tvalid.eq(0)
             m.d.sync += frame_count.eq(Mux(self.tlast, 0, frame_count + 1))
+            m.d.sync += [plus.eq(Mux(self.tlast, j + 1, plus + 1))
+                         for j, plus in enumerate(count_plus)]
         can_load = Signal()
         m.d.comb += can_load.eq(~self.tvalid | transfer)
         m.d.comb += self.i_ready_early.eq(~held_valid | can_load)
-        frame_limit = Signal(16)
-        m.d.comb += frame_limit.eq(Mux(self.frame_words == 0, 0, self.frame_words - 1))
-        # frame_count as it will be when the next tag is loaded: one of three values, whose
-        # comparisons with the limit are registered (on the counter's next value)
+        # The frame ends at the tag loaded when frame_count (as it will be then) >= frame_words
+        # - 1 (0 for frame_words 0). frame_count then is one of three values (0 after TLAST,
+        # count + 1 after a transfer, count otherwise); both comparisons, for the next tag and
+        # the one after, are registered, each selected from the candidates' comparisons.
         at_limit, next_at_limit, limit_zero = Signal(), Signal(), Signal()
-        fc_next = Signal(16)
-        m.d.comb += fc_next.eq(Mux(transfer, Mux(self.tlast, 0, frame_count + 1), frame_count))
-        m.d.sync += [at_limit.eq(fc_next >= frame_limit),
-                     next_at_limit.eq(fc_next + 1 >= frame_limit),
-                     limit_zero.eq(frame_limit == 0)]
+        m.d.sync += [
+            at_limit.eq(Mux(transfer, Mux(self.tlast, self.frame_words <= 1, reach[1]),
+                            reach[0])),
+            next_at_limit.eq(Mux(transfer, Mux(self.tlast, self.frame_words <= 2, reach[2]),
+                                 reach[1])),
+            limit_zero.eq(self.frame_words <= 1),
+        ]
         end_frame = Signal()
         m.d.comb += end_frame.eq(Mux(transfer, Mux(self.tlast, limit_zero, next_at_limit),
                                      at_limit))
