@@ -146,13 +146,12 @@ class RegisterBank(wiring.Component):
         m.d.comb += read_word.eq(bus.araddr[2:])
         # 64-bit read-only registers: their own tree on the doubleword address, 64 bits wide
         # (the low word answers, the high word goes to the latch).
-        data, okay, wide, wide_high = {}, {}, {}, {}
+        data, okay, wide = {}, {}, {}
         for reg in regmap:
             for w in range(reg.words):
                 index = (reg.offset >> 2) + w
-                if reg.access == "ro" and reg.width == 64 and reg.name not in constant:
+                if reg.latched:
                     wide[index >> 1] = self.value[reg.name]
-                    wide_high[index | 1] = 1
                     continue
                 okay[index] = 1
                 if reg.name in constant:
@@ -175,10 +174,10 @@ class RegisterBank(wiring.Component):
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         with m.If(do_read):
-            is_high = _word_mux(read_word, wide_high, 1)
             is_wide_low = _word_mux(read_word, {i << 1: 1 for i in wide}, 1)
             is_data = _word_mux(read_word, {i: 1 for i in data}, 1)
-            high_ok = is_high & high_valid & (high_word == read_word)
+            # high_word only ever holds a latched register's high word
+            high_ok = high_valid & (high_word == read_word)
             wide_word = _word_mux(read_word[1:], wide, 64, exact=False)
             data_word = _word_mux(read_word, data, 32, exact=False)
             m.d.sync += [

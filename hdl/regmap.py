@@ -107,6 +107,17 @@ class Register:
     def words(self) -> int:
         return self.width // 32
 
+    @property
+    def field_mask(self) -> int:
+        """Bits that belong to a field (the only bits an ``rw`` register stores)."""
+        return sum(f.mask for f in self.fields)
+
+    @property
+    def latched(self) -> bool:
+        """A 64-bit ``ro`` register the core drives (not a table constant): its high word is
+        read through the bank's latch, right after its low word."""
+        return self.access == "ro" and self.width == 64 and not self.reset
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:

@@ -314,13 +314,13 @@ class TagFramer(wiring.Component):
         m = Module()
         held = Signal(128)
         held_valid = Signal()
-        frame_count = Signal(16)
         idle = Signal(24)
         flush_pending = Signal()
 
-        # frame_count + 1, + 2, + 3 kept beside it (registers, not adders in series), so that
-        # "count >= frame_words - 1 - j" is one comparison each: reach[j] = count_plus[j] >=
-        # frame_words (true for every count when frame_words <= j + 1).
+        # The tags sent in this frame ("count") are held as count + 1, + 2, + 3 (registers, not
+        # adders in series), so that "count >= frame_words - 1 - j" is one comparison each:
+        # reach[j] = count_plus[j] >= frame_words (true for every count when frame_words <=
+        # j + 1).
         count_plus = [Signal(17, init=j + 1, name=f"count_plus{j + 1}") for j in range(3)]
         reach = [plus >= self.frame_words for plus in count_plus]
 
@@ -329,14 +329,13 @@ class TagFramer(wiring.Component):
         m.d.comb += [self.sent.eq(transfer), self.sent_last.eq(transfer & self.tlast)]
         with m.If(transfer):
             m.d.sync += self.tvalid.eq(0)
-            m.d.sync += frame_count.eq(Mux(self.tlast, 0, frame_count + 1))
             m.d.sync += [plus.eq(Mux(self.tlast, j + 1, plus + 1))
                          for j, plus in enumerate(count_plus)]
         can_load = Signal()
         m.d.comb += can_load.eq(~self.tvalid | transfer)
         m.d.comb += self.i_ready_early.eq(~held_valid | can_load)
-        # The frame ends at the tag loaded when frame_count (as it will be then) >= frame_words
-        # - 1 (0 for frame_words 0). frame_count then is one of three values (0 after TLAST,
+        # The frame ends at the tag loaded when count (as it will be then) >= frame_words - 1
+        # (0 for frame_words 0). count then is one of three values (0 after TLAST,
         # count + 1 after a transfer, count otherwise); both comparisons, for the next tag and
         # the one after, are registered, each selected from the candidates' comparisons.
         at_limit, next_at_limit, limit_zero = Signal(), Signal(), Signal()

@@ -242,7 +242,7 @@ class ModelDevice(Device):
             old = self._values[reg.name]
             shift = 32 * word
             new = (old & ~(_MASK32 << shift)) | (value << shift)
-            new &= sum(f.mask for f in reg.fields)      # bits outside the fields read as 0
+            new &= reg.field_mask                       # bits outside the fields read as 0
             self._write_rw(reg.name, old, new)
         elif reg.access == "rc":
             self._status &= ~value
@@ -266,8 +266,7 @@ class ModelDevice(Device):
     def _read_register(self, reg, word: int, offset: int) -> int:
         if reg.access == "wp":
             return 0
-        wide = reg.access == "ro" and reg.width == 64 and reg.name != "ID" and not reg.reset
-        if wide and word == 1:
+        if reg.latched and word == 1:
             # One latch for every 64-bit counter (tbqkd.hdl.axil): the high word answers only
             # right after its own low word was read.
             if self._high_latch is None or self._high_latch[0] != offset:
@@ -282,7 +281,7 @@ class ModelDevice(Device):
             value = self._ro[reg.name]() & ((1 << reg.width) - 1)
         else:
             value = reg.reset if reg.name != "ID" else self.regmap.hash
-        if wide:
+        if reg.latched:
             self._high_latch = (offset + 4, value >> 32)
         return (value >> (32 * word)) & _MASK32
 
