@@ -10,7 +10,8 @@ to read-only registers answer ``SLVERR``; their writes have no effect.
 For each register the bank exposes signals that the core drives or uses:
 
 * ``rw``: ``bank.value[name]``, the held value (reset from the table); only the bits of the
-  register's fields are stored, the others read as 0.
+  register's fields are stored, the others read as 0. Reads answer from a block-RAM copy of
+  every ``rw`` word (see :meth:`RegisterBank._rw_copy`), not from these flip-flops.
 * ``ro``: ``bank.value[name]``, driven by the core; 64-bit ones latch their high word when the
   low word is read (one latch for all of them: a high word read that does not follow its own
   low word answers ``SLVERR``).
@@ -23,8 +24,8 @@ Every writable register also has ``bank.written[name]``, high for the one cycle 
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .regmap import Register, RegisterMap
@@ -105,6 +106,7 @@ class RegisterBank(wiring.Component):
 
         write_word = Signal(regmap.addr_width - 2)
         m.d.comb += write_word.eq(bus.awaddr[2:])
+        rw_write = Signal()           # do_write to a word of an rw register
         do_write = Signal()
         m.d.comb += do_write.eq(bus.awvalid & bus.wvalid & ~bus.bvalid)
         m.d.comb += [bus.awready.eq(do_write), bus.wready.eq(do_write)]
@@ -122,6 +124,7 @@ class RegisterBank(wiring.Component):
                             if reg.name in self.written:
                                 m.d.sync += self.written[reg.name].eq(1)
                             if reg.access == "rw":
+                                m.d.comb += rw_write.eq(1)
                                 self._write_fields(m, reg, w)
                             elif reg.access == "wp":
                                 m.d.sync += self.strobe[reg.name][32 * w:32 * w + 32].eq(
@@ -146,7 +149,7 @@ class RegisterBank(wiring.Component):
         m.d.comb += read_word.eq(bus.araddr[2:])
         # 64-bit read-only registers: their own tree on the doubleword address, 64 bits wide
         # (the low word answers, the high word goes to the latch).
-        data, okay, wide = {}, {}, {}
+        data, okay, wide, rw_words = {}, {}, {}, {}
         for reg in regmap:
             for w in range(reg.words):
                 index = (reg.offset >> 2) + w
@@ -154,7 +157,9 @@ class RegisterBank(wiring.Component):
                     wide[index >> 1] = self.value[reg.name]
                     continue
                 okay[index] = 1
-                if reg.name in constant:
+                if reg.access == "rw":
+                    rw_words[index] = (reg, w)
+                elif reg.name in constant:
                     data[index] = (constant[reg.name] >> (32 * w)) & 0xFFFF_FFFF
                 elif reg.access != "wp":
                     data[index] = self.value[reg.name][32 * w:32 * w + 32]
@@ -173,24 +178,82 @@ class RegisterBank(wiring.Component):
                      bus.arready.eq(do_read)]
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
+        read_rw = Signal()            # the answer comes from the copy of the rw words
+        rw_answer = self._rw_copy(m, rw_words, write_word, rw_write, read_word, do_read)
+        rdata = Signal(32)            # the answer of every other word
+        m.d.comb += bus.rdata.eq(Mux(read_rw, rw_answer, rdata))
         with m.If(do_read):
+            m.d.sync += read_rw.eq(_word_mux(read_word, {i: 1 for i in rw_words}, 1))
             is_wide_low = _word_mux(read_word, {i << 1: 1 for i in wide}, 1)
             is_data = _word_mux(read_word, {i: 1 for i in data}, 1)
             # high_word only ever holds a latched register's high word
             high_ok = high_valid & (high_word == read_word)
-            wide_word = _word_mux(read_word[1:], wide, 64, exact=False)
+            wide_word = _dense_mux(m, read_word[1:], wide, 64)
             data_word = _word_mux(read_word, data, 32, exact=False)
             m.d.sync += [
                 bus.rvalid.eq(1),
                 bus.rresp.eq(Mux(high_ok | is_wide_low | _word_mux(read_word, okay, 1),
                                  RESP_OKAY, RESP_SLVERR)),
-                bus.rdata.eq(Mux(high_ok, high_latch, 0) | Mux(is_wide_low, wide_word[:32], 0)
+                rdata.eq(Mux(high_ok, high_latch, 0) | Mux(is_wide_low, wide_word[:32], 0)
                              | Mux(is_data, data_word, 0)),
             ]
             with m.If(is_wide_low):
                 m.d.sync += [high_latch.eq(wide_word[32:]), high_word.eq(read_word | 1),
                              high_valid.eq(1)]
         return m
+
+    def _rw_copy(self, m: Module, rw_words: dict[int, tuple[Register, int]], write_word: Value,
+                 rw_write: Value, read_word: Value, do_read: Value) -> Value:
+        """A block-RAM copy of the ``rw`` words, which answers their reads; returns the answer.
+
+        A multiplexer tree over every stored ``rw`` bit costs about a thousand LUTs; the copy
+        costs a RAMB18 (the words as written) and a RAMB36 ROM of each word's reset value and
+        field mask. A reset does not reach block RAM, so one flip-flop per word records whether
+        it was written since reset: a word that was not answers its reset value, and its first
+        write stores the bytes WSTRB leaves out from the reset value too. The copy is written
+        one cycle after the write (the ROM is read in between), well before the next read
+        (:data:`READ_AFTER_WRITE`). The answer is masked to the fields. The read ports advance
+        only on an accepted read, so the answer holds until R completes.
+        """
+        if not rw_words:
+            return Const(0, 32)
+        bits = max(rw_words).bit_length()
+        depth = 1 << bits
+        reset, fields = [0] * depth, [0] * depth
+        for index, (reg, w) in rw_words.items():
+            reset[index] = (reg.reset >> (32 * w)) & 0xFFFF_FFFF
+            fields[index] = (reg.field_mask >> (32 * w)) & 0xFFFF_FFFF
+        m.submodules.rw_copy = copy = memory.Memory(shape=32, depth=depth, init=reset)
+        m.submodules.rw_table = table = memory.Memory(
+            shape=64, depth=depth, init=[f | r << 32 for f, r in zip(fields, reset, strict=True)])
+        store, read = copy.write_port(granularity=8), copy.read_port()
+        table_w, table_r = table.read_port(), table.read_port()
+
+        written = {i: Signal(name=f"rw{i}_written") for i in rw_words}
+        with m.If(rw_write), m.Switch(write_word):
+            for index, flag in written.items():
+                with m.Case(index):
+                    m.d.sync += flag.eq(1)
+        # The write, one cycle late: address, data, strobes, and whether it is the first.
+        addr, data, strobes, first = Signal(bits), Signal(32), Signal(4), Signal()
+        m.d.sync += strobes.eq(Mux(rw_write, self.bus.wstrb, 0))
+        with m.If(rw_write):
+            m.d.sync += [addr.eq(write_word[:bits]), data.eq(self.bus.wdata),
+                         first.eq(~_word_mux(write_word, written, 1, exact=False))]
+        reset_w = table_w.data[32:]
+        m.d.comb += [
+            table_w.addr.eq(write_word[:bits]), table_w.en.eq(rw_write),
+            store.addr.eq(addr),
+            store.data.eq(Cat(Mux(strobes[b], data[8 * b:8 * b + 8], reset_w[8 * b:8 * b + 8])
+                              for b in range(4))),
+            store.en.eq(Mux(first & (strobes != 0), 0b1111, strobes)),
+            read.addr.eq(read_word[:bits]), read.en.eq(do_read),
+            table_r.addr.eq(read_word[:bits]), table_r.en.eq(do_read),
+        ]
+        read_written = Signal()
+        with m.If(do_read):
+            m.d.sync += read_written.eq(_word_mux(read_word, written, 1, exact=False))
+        return Mux(read_written, read.data, table_r.data[32:]) & table_r.data[:32]
 
     def _write_fields(self, m: Module, reg: Register, word: int) -> None:
         """Write the field bits of word ``word`` of ``rw`` register ``reg``, byte by byte as
@@ -236,6 +299,25 @@ def _word_mux(select: Value, words: dict[int, Value | int], width: int, *,
     if exact and len(select) > top:
         return Mux(select[top:] == 0, result, 0)
     return result
+
+
+def _dense_mux(m: Module, select: Value, words: dict[int, Value | int], width: int) -> Value:
+    """``words[select]``, unspecified where ``select`` is not a key (the caller masks it).
+
+    The keys are numbered densely first (a small decoder of ``select``), and the multiplexer
+    tree runs on that number: a sparse key set (e.g. three counters in each channel's 64-byte
+    block) would otherwise leave half-empty multiplexers at the bottom of the tree, about twice
+    the LUTs per bit.
+    """
+    keys = sorted(words)
+    if len(keys) <= 1:
+        return _word_mux(select, words, width, exact=False)
+    number = Signal(range(len(keys)))
+    with m.Switch(select):
+        for n, key in enumerate(keys):
+            with m.Case(key):
+                m.d.comb += number.eq(n)
+    return _word_mux(number, {n: words[key] for n, key in enumerate(keys)}, width, exact=False)
 
 
 def _field_runs(reg: Register, low: int, high: int) -> list[tuple[int, int]]:

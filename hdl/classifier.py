@@ -213,9 +213,14 @@ class Classifier(wiring.Component):
         clear4 = _delayed(m, self.clear_counters, 4, "clear")
         clear5 = _delayed(m, clear4, 1, "clear")
 
-        def count(counter, increment):
-            # a clear and an event in the same stage: the event counts (clear, then add)
-            m.d.sync += counter.eq(Mux(clear4, 0, counter) + increment)
+        def count(counter, increment, clear=clear4):
+            # A clear and an event in the same stage: the event counts (clear, then add).
+            # Written as a choice after the adder, not a zero before it, so that the clear is
+            # the flip-flops' synchronous reset instead of one LUT per counter bit.
+            with m.If(clear):
+                m.d.sync += counter.eq(increment)
+            with m.Else():
+                m.d.sync += counter.eq(counter + increment)
 
         for ch in range(n):
             here = valid4 & (channel4 == ch)
@@ -245,7 +250,7 @@ class Classifier(wiring.Component):
         # Stage 6: violations, window accumulation.
         violation = ref5 & ((offset5 > threshold) | (offset5 < neg_threshold))
         m.d.sync += self.lost_lock.eq(Mux(clear_lost5, 0, self.lost_lock) | violation)
-        m.d.sync += self.lock_violations.eq(Mux(clear5, 0, self.lock_violations) + violation)
+        count(self.lock_violations, violation, clear5)
         count6 = Signal(_WINDOW_COUNT_BITS)
         sum6 = Signal(signed(_SUM_BITS))
         min6, max6 = Signal(signed(LOCK_OFFSET_BITS)), Signal(signed(LOCK_OFFSET_BITS))
@@ -268,7 +273,7 @@ class Classifier(wiring.Component):
                          max6.eq(new_max)]
         with m.Else():
             m.d.sync += [count6.eq(base_count), sum6.eq(base_sum)]
-        m.d.sync += self.lock_windows.eq(Mux(clear5, 0, self.lock_windows) + closing)
+        count(self.lock_windows, closing, clear5)
 
         # Stage 7: latch the window's mean (arithmetic shift) and spread.
         with m.If(closed6):
