@@ -235,10 +235,14 @@ class RegisterBank(wiring.Component):
                 with m.Case(index):
                     m.d.sync += flag.eq(1)
         # The write, one cycle late: address, data, strobes, and whether it is the first.
-        addr, data, strobes, first = Signal(bits), Signal(32), Signal(4), Signal()
-        m.d.sync += strobes.eq(Mux(rw_write, self.bus.wstrb, 0))
+        # A first write stores all four bytes, even with no strobe set (it marks the word
+        # written, so the copy must hold the reset value from then on).
+        pending, addr, data = Signal(), Signal(bits), Signal(32)
+        strobes, first = Signal(4), Signal()
+        m.d.sync += pending.eq(rw_write)
         with m.If(rw_write):
             m.d.sync += [addr.eq(write_word[:bits]), data.eq(self.bus.wdata),
+                         strobes.eq(self.bus.wstrb),
                          first.eq(~_word_mux(write_word, written, 1, exact=False))]
         reset_w = table_w.data[32:]
         m.d.comb += [
@@ -246,7 +250,7 @@ class RegisterBank(wiring.Component):
             store.addr.eq(addr),
             store.data.eq(Cat(Mux(strobes[b], data[8 * b:8 * b + 8], reset_w[8 * b:8 * b + 8])
                               for b in range(4))),
-            store.en.eq(Mux(first & (strobes != 0), 0b1111, strobes)),
+            store.en.eq(Mux(pending, Mux(first, 0b1111, strobes), 0)),
             read.addr.eq(read_word[:bits]), read.en.eq(do_read),
             table_r.addr.eq(read_word[:bits]), table_r.en.eq(do_read),
         ]

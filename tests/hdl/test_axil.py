@@ -160,6 +160,10 @@ def test_bank_rw_registers_read_back_reset_and_byte_writes():
             for w in range(reg.words):
                 want = (reg.reset >> 32 * w) & 0xFFFF_FFFF
                 assert (await ops.read(reg.offset + 4 * w))[0] == want, f"{reg.name} reset"
+        # A first write with no strobe set stores nothing, and the word keeps its reset value
+        # (the copy still holds what was written before the reset).
+        assert await ops.write(level.offset, 0xFFFF_FFFF, strobes=0) == RESP_OKAY
+        assert (await ops.read(level.offset))[0] == level.reset
         # First write after reset, byte 2 only: bytes 0 and 1 keep their reset values.
         await ops.write(mode.offset, 0x01AB_0000, strobes=0b0100)
         assert (await ops.read(mode.offset))[0] == (mode.reset | 0xAB_0000) & mode.field_mask
