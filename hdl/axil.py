@@ -206,9 +206,10 @@ class RegisterBank(wiring.Component):
                  rw_write: Value, read_word: Value, do_read: Value) -> Value:
         """A block-RAM copy of the ``rw`` words, which answers their reads; returns the answer.
 
-        A multiplexer tree over every stored ``rw`` bit costs about a thousand LUTs; the copy
-        costs a RAMB18 (the words as written) and a RAMB36 ROM of each word's reset value and
-        field mask. A reset does not reach block RAM, so one flip-flop per word records whether
+        A multiplexer tree over every stored ``rw`` bit costs about a thousand LUTs in the
+        receiver; the copy costs block RAM (the words as written, and a ROM of each word's
+        reset value and field mask with a read port for writes and one for reads: four RAMB18
+        on the xc7z020). A reset does not reach block RAM, so one flip-flop per word records whether
         it was written since reset: a word that was not answers its reset value, and its first
         write stores the bytes WSTRB leaves out from the reset value too. The copy is written
         one cycle after the write (the ROM is read in between), well before the next read

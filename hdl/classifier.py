@@ -42,10 +42,10 @@ class Classifier(wiring.Component):
     ``>= n_channels`` leave nothing on the outputs.
 
     Counters (``early``, ``late``, ``middle``, ``outside`` per channel, ``bad_channel``,
-    ``bad_phase``) include the event of cycle *t* from cycle *t* + 6 on; the lock registers
-    (``lock_violations``, ``lost_lock``, ``lock_windows``) from *t* + 7 and the latched
-    ``lock_offset``/``lock_spread`` from *t* + 8. ``slot_base``/``aligned`` change in cycle
-    *t* + 5 after the aligning reference event.
+    ``bad_phase``) include the event of cycle *t* from cycle *t* + 6 on; the lock flag
+    (``lost_lock``) from *t* + 7; ``lock_violations``, and ``lock_windows`` with the latched
+    ``lock_offset``/``lock_spread`` of the window it counts, from *t* + 8. ``slot_base``/
+    ``aligned`` change in cycle *t* + 5 after the aligning reference event.
 
     Control pulses act on the events presented in the same cycle or later and on none before
     (they travel down the pipeline with the events): ``align``, ``clear_counters``,
@@ -250,33 +250,42 @@ class Classifier(wiring.Component):
         # Stage 6: violations, window accumulation.
         violation = ref5 & ((offset5 > threshold) | (offset5 < neg_threshold))
         m.d.sync += self.lost_lock.eq(Mux(clear_lost5, 0, self.lost_lock) | violation)
-        count(self.lock_violations, violation, clear5)
+        violation6 = _delayed(m, violation, 1, "violation")
+        clear6 = _delayed(m, clear5, 1, "clear")
         count6 = Signal(_WINDOW_COUNT_BITS)
         sum6 = Signal(signed(_SUM_BITS))
         min6, max6 = Signal(signed(LOCK_OFFSET_BITS)), Signal(signed(LOCK_OFFSET_BITS))
+        # ``empty6`` is ``count6 == 0`` kept as a flag, and the spread of a closed window is
+        # subtracted in stage 7: neither a 32-bit zero test nor a subtraction sits behind the
+        # min/max selection.
+        empty6 = Signal(init=1)
         base_count = Mux(clear5, 0, count6)
         base_sum = Mux(clear5, 0, sum6)
-        empty = base_count == 0
+        empty = clear5 | empty6
         new_sum = base_sum + offset5
         new_min = Mux(empty | (offset5 < min6), offset5, min6)
         new_max = Mux(empty | (offset5 > max6), offset5, max6)
         closing = ref5 & (base_count >= window_last)
         closed6 = Signal()
         closed_sum6 = Signal(signed(_SUM_BITS))
-        closed_spread6 = Signal(LOCK_OFFSET_BITS)
-        m.d.sync += closed6.eq(closing)
+        closed_min6 = Signal(signed(LOCK_OFFSET_BITS))
+        closed_max6 = Signal(signed(LOCK_OFFSET_BITS))
+        m.d.sync += [closed6.eq(closing), empty6.eq(closing | (~ref5 & empty))]
         with m.If(closing):
             m.d.sync += [count6.eq(0), sum6.eq(0), closed_sum6.eq(new_sum),
-                         closed_spread6.eq(new_max - new_min)]
+                         closed_min6.eq(new_min), closed_max6.eq(new_max)]
         with m.Elif(ref5):
             m.d.sync += [count6.eq(base_count + 1), sum6.eq(new_sum), min6.eq(new_min),
                          max6.eq(new_max)]
         with m.Else():
             m.d.sync += [count6.eq(base_count), sum6.eq(base_sum)]
-        count(self.lock_windows, closing, clear5)
+        # Both counted one stage later, from registers (with the clear one stage later too):
+        # the comparisons' carry chains and the counters' do not sit in series.
+        count(self.lock_violations, violation6, clear6)
+        count(self.lock_windows, closed6, clear6)
 
         # Stage 7: latch the window's mean (arithmetic shift) and spread.
         with m.If(closed6):
             m.d.sync += [self.lock_offset.eq(closed_sum6 >> self.ref_window_log2),
-                         self.lock_spread.eq(closed_spread6)]
+                         self.lock_spread.eq(closed_max6 - closed_min6)]
         return m

@@ -442,6 +442,22 @@ async def test_spread_and_mean_over_window(dut):
                          tb.rng.integers(0, P, n))
         await tb.run(Stimulus([5] * n, phase.tolist(), channel.tolist()), model)
         assert model.lock_windows > 0
+    # A clear empties the open window: its extremes do not reach the next window's spread.
+    config = replace(config, ref_window_log2=3)
+    tb.apply(config)
+    model.config = config
+    for offsets in ([], [800, -800]):              # a partial window with wide extremes
+        await tb.pulse("clear_counters")
+        model.clear_counters()
+        await tb.drain()
+        if offsets:
+            await tb.run(Stimulus([6] * 2, [6000 + o for o in offsets], [3] * 2), model)
+    await tb.pulse("clear_counters")
+    model.clear_counters()
+    await tb.drain()
+    small = [1, -2, 0, 3, -1, 2, 0, 1]                # sum 4 → 0; spread 5
+    await tb.run(Stimulus([7] * 8, [6000 + o for o in small], [3] * 8), model)
+    assert (tb.lock_offset(), int(dut.lock_spread.value)) == (0, 5)
 
 
 @cocotb.test(timeout_time=10, timeout_unit="ms")
