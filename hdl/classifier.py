@@ -243,9 +243,7 @@ class Classifier(wiring.Component):
         clear_lost5 = _delayed(m, self.clear_lost_lock, 5, "clear_lost")
         threshold = Signal(PHASE_BITS)
         neg_threshold = Signal(signed(PHASE_BITS + 1))
-        window_last = Signal(_WINDOW_COUNT_BITS)   # count at which a window closes: 2**k − 1
-        m.d.sync += [threshold.eq(self.lock_threshold), neg_threshold.eq(-self.lock_threshold),
-                     window_last.eq((1 << self.ref_window_log2) - 1)]
+        m.d.sync += [threshold.eq(self.lock_threshold), neg_threshold.eq(-self.lock_threshold)]
 
         # Stage 6: violations, window accumulation.
         violation = ref5 & ((offset5 > threshold) | (offset5 < neg_threshold))
@@ -265,7 +263,23 @@ class Classifier(wiring.Component):
         new_sum = base_sum + offset5
         new_min = Mux(empty | (offset5 < min6), offset5, min6)
         new_max = Mux(empty | (offset5 > max6), offset5, max6)
-        closing = ref5 & (base_count >= window_last)
+        # A window closes at count 2**k − 1 (k = ref_window_log2 of the cycle before). The
+        # comparison ``count6 >= 2**k − 1`` is kept as the flag ``full6``, computed one cycle
+        # ahead from registers for each way ``count6`` can change, so that no carry chain sits
+        # between ``count6`` and the decision that resets it. ``last0``: k was 0.
+        log2 = self.ref_window_log2
+        last = Signal(_WINDOW_COUNT_BITS)          # 2**k − 1 for this cycle's k
+        last_minus1 = Signal(_WINDOW_COUNT_BITS)   # 2**k − 2, and 0 for k = 0
+        m.d.comb += [last.eq((1 << log2) - 1), last_minus1.eq(Mux(log2 == 0, 0, last - 1))]
+        full6, last0 = Signal(init=1), Signal(init=1)
+        closing = ref5 & Mux(clear5, last0, full6)
+        m.d.sync += last0.eq(log2 == 0)
+        with m.If(closing):
+            m.d.sync += full6.eq(log2 == 0)                    # count 0
+        with m.Elif(ref5):                                     # count base + 1
+            m.d.sync += full6.eq(Mux(clear5, log2 <= 1, count6 >= last_minus1))
+        with m.Else():                                         # count base
+            m.d.sync += full6.eq(Mux(clear5, log2 == 0, count6 >= last))
         closed6 = Signal()
         closed_sum6 = Signal(signed(_SUM_BITS))
         closed_min6 = Signal(signed(LOCK_OFFSET_BITS))
