@@ -311,8 +311,9 @@ def _dense_mux(m: Module, select: Value, words: dict[int, Value | int], width: i
 
     The keys are numbered densely first (a small decoder of ``select``), and the multiplexer
     tree runs on that number: a sparse key set (e.g. three counters in each channel's 64-byte
-    block) would otherwise leave half-empty multiplexers at the bottom of the tree, about twice
-    the LUTs per bit.
+    block) would otherwise leave half-empty multiplexers at the bottom of the tree. For the
+    receiver's 59 64-bit registers this saved about 160 LUTs (of about 2 000 in that tree);
+    for trees whose leaves are mostly constants it costs more than it saves.
     """
     keys = sorted(words)
     if len(keys) <= 1:
