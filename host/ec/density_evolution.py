@@ -105,6 +105,9 @@ def converges(p: float, var_nodes: dict[int, int], n_checks: int, *,
     if not 0.0 < p < 0.5 or not 0.0 <= punctured_deg2 <= 1.0:
         raise ValueError(f"need 0 < p < 0.5 and 0 <= punctured_deg2 <= 1, got {p}, "
                          f"{punctured_deg2}")
+    if population < 100 or iterations < 1:
+        raise ValueError(f"need population >= 100 and iterations >= 1, got {population}, "
+                         f"{iterations}")
     degrees, lam, check_degrees, rho = edge_distributions(var_nodes, n_checks)
     its, wrong = _evolve(p, degrees, np.cumsum(lam), punctured_deg2, check_degrees,
                          np.cumsum(rho), population, iterations, seed)

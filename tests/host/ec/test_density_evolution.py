@@ -43,6 +43,8 @@ def test_puncturing_raises_the_noise_sensitivity():
     lambda: edge_distributions({3: 0}, 5),
     lambda: converges(0.6, {3: 10}, 5),
     lambda: converges(0.1, {3: 10}, 5, punctured_deg2=1.5),
+    lambda: converges(0.1, {3: 10}, 5, population=10),
+    lambda: converges(0.1, {3: 10}, 5, iterations=0),
     lambda: bsc_threshold({3: 10}, 5, 0.2, 0.1),
 ])
 def test_bad_input(call):
