@@ -53,6 +53,16 @@ def edge_distributions(var_nodes: dict[int, int], n_checks: int
 
 
 @numba.njit(cache=True)
+def _draw(cumulative):
+    """Index drawn from a cumulative distribution (its last entry is taken as 1)."""
+    r = np.random.random()
+    k = 0
+    while cumulative[k] < r and k < cumulative.size - 1:
+        k += 1
+    return k
+
+
+@numba.njit(cache=True)
 def _evolve(p, var_deg, var_cum, punctured_deg2, check_deg, check_cum, population,
             iterations, seed):
     np.random.seed(seed)
@@ -64,23 +74,15 @@ def _evolve(p, var_deg, var_cum, punctured_deg2, check_deg, check_cum, populatio
     wrong = population
     for it in range(iterations):
         for i in range(population):
-            r = np.random.random()
-            k = 0
-            while check_cum[k] < r and k < check_cum.size - 1:
-                k += 1
             product = 1.0
-            for _ in range(check_deg[k] - 1):
+            for _ in range(check_deg[_draw(check_cum)] - 1):
                 x = v2c[np.random.randint(population)]
                 product *= math.tanh(0.5 * max(-40.0, min(40.0, x)))
             product = max(-0.999999999999, min(0.999999999999, product))
             c2v[i] = 2.0 * math.atanh(product)
         wrong = 0
         for i in range(population):
-            r = np.random.random()
-            k = 0
-            while var_cum[k] < r and k < var_cum.size - 1:
-                k += 1
-            degree = var_deg[k]
+            degree = var_deg[_draw(var_cum)]
             if degree == 2 and np.random.random() < punctured_deg2:
                 value = 0.0
             else:
@@ -119,7 +121,8 @@ def bsc_threshold(var_nodes: dict[int, int], n_checks: int, low: float, high: fl
                   steps: int = 8, **options) -> float:
     """Largest crossover probability in ``[low, high]`` at which decoding converges (bisection).
 
-    ``options`` go to :func:`converges`. Returns ``low`` if even ``low`` fails to converge.
+    ``options`` go to :func:`converges`. ``low`` is taken to converge and ``high`` not to;
+    neither end is evaluated, so if every midpoint fails the result is ``low`` itself.
     """
     if not 0.0 < low < high < 0.5:
         raise ValueError(f"need 0 < low < high < 0.5, got {low}, {high}")
