@@ -18,6 +18,14 @@ Construction (:func:`build_code`), deterministic from ``(n_vars, n_checks, seed)
   check socket that is neither a neighbour of the variable nor two hops away (PEG-like girth-6
   rule, Hu-Eleftheriou-Arnold 2005, with random rather than exhaustive candidate search); when
   no such socket is found among 64 random tries, any socket that is not yet a neighbour.
+- Above rate 0.72 the degree-3 variables are also *ACE-conditioned* (Tian, Jones, Villasenor,
+  Wesel, IEEE Trans. Commun. 52 (2004); in PEG form, Xiao and Banihashemi, IEEE Commun. Lett.
+  8 (2004)): an edge is not placed where it would close a cycle through at most five
+  variables whose ACE (sum of degree - 2) is below 3, i.e. a short cycle made only of chain
+  variables and one other degree-3 variable. Two such cycles sharing their degree-3 variables
+  form a low-weight codeword; one of weight 6 (two degree-3 variables, two pairs of chain
+  variables) made a 1 % frame of code version 4 decode to a wrong word. When the 64 random
+  tries find no socket, a scan of the free sockets looks for one before the rule is dropped.
 
 The puncturing order (:attr:`LdpcCode.puncture_order`) is *untainted* (Elkouss et al. 2012): no
 check has two punctured neighbours. The punctured columns of the parity-check matrix then have
@@ -42,7 +50,7 @@ __all__ = ["LdpcCode", "build_code", "get_code", "degree_distribution", "CODE_VE
            "MAX_CODE_VARS"]
 
 #: Bump when the construction changes: cached codes of other versions are ignored.
-CODE_VERSION = 4
+CODE_VERSION = 5
 #: Largest code (variable nodes) a message may ask for.
 MAX_CODE_VARS = 1 << 21
 
@@ -87,6 +95,9 @@ _OPTIMISED = (
 )
 #: Highest design rate served from :data:`_OPTIMISED`.
 _OPTIMISED_MAX_RATE = 0.72
+#: ACE conditioning of the high-rate codes (above :data:`_OPTIMISED_MAX_RATE`): no cycle
+#: through at most ``1 + vars`` variables whose ACE (sum of degree - 2) is below ``eta``.
+_ACE = (3, 4)
 
 
 def degree_distribution(rate: float) -> tuple[np.ndarray, np.ndarray]:
@@ -167,7 +178,54 @@ def _randint(state, n):
 
 
 @numba.njit(cache=True)
-def _construct(var_deg, n_chain, n_checks, seed):
+def _stamp_low_ace(v, start, budget, max_vars, var_deg, n_chain, check_vars, check_deg,
+                   var_checks, var_cnt, low, frontier, following):
+    """Stamp ``low[c] = v`` on every check ``c`` that a path from check ``start`` reaches
+    through at most ``max_vars`` variables (other than ``v``) whose ACE sum is at most
+    ``budget``: an edge ``v - c`` would close a cycle of at most ``max_vars + 1`` variables
+    with ACE ``(deg v - 2) + sum``. ``frontier``/``following`` are scratch rows of
+    (check, ACE used) pairs."""
+    size = 1
+    frontier[0, 0] = start
+    frontier[0, 1] = 0
+    for depth in range(max_vars):
+        more = depth + 1 < max_vars
+        grown = 0
+        for i in range(size):
+            x = frontier[i, 0]
+            used = frontier[i, 1]
+            if used == budget:
+                # Only ACE-0 (chain) variables are left: variable j sits on checks j, j+1.
+                for w, y in ((x - 1, x - 1), (x, x + 1)):
+                    if 0 <= w < n_chain and w != v:
+                        low[y] = v
+                        if more and grown < following.shape[0]:
+                            following[grown, 0] = y
+                            following[grown, 1] = used
+                            grown += 1
+                continue
+            for t in range(check_deg[x]):
+                w = check_vars[x, t]
+                ace = var_deg[w] - 2
+                if w == v or used + ace > budget:
+                    continue
+                for s in range(var_cnt[w]):
+                    y = var_checks[w, s]
+                    if y == x:
+                        continue
+                    low[y] = v
+                    if more and grown < following.shape[0]:
+                        following[grown, 0] = y
+                        following[grown, 1] = used + ace
+                        grown += 1
+        frontier, following = following, frontier
+        size = grown
+        if size == 0:
+            break
+
+
+@numba.njit(cache=True)
+def _construct(var_deg, n_chain, n_checks, seed, ace_eta, ace_vars):
     n_vars = var_deg.size
     state = np.empty(1, dtype=np.uint64)
     state[0] = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x1234567)
@@ -202,7 +260,11 @@ def _construct(var_deg, n_chain, n_checks, seed):
     pool_len = fill
     near = np.full(n_checks, -1, dtype=np.int64)   # stamp: within two hops of variable v
     direct = np.full(n_checks, -1, dtype=np.int64)  # stamp: neighbour of variable v
+    low = np.full(n_checks, -1, dtype=np.int64)     # stamp: closes a low-ACE cycle with v
+    frontier = np.empty((8192, 2), dtype=np.int64)
+    following = np.empty((8192, 2), dtype=np.int64)
     for v in range(n_chain, n_vars):
+        budget = ace_eta - 1 - (var_deg[v] - 2)
         for _e in range(var_deg[v]):
             if pool_len == 0:
                 break
@@ -210,9 +272,17 @@ def _construct(var_deg, n_chain, n_checks, seed):
             for _try in range(64):
                 r = _randint(state, pool_len)
                 c = pool[r]
-                if direct[c] != v and near[c] != v:
+                if direct[c] != v and near[c] != v and low[c] != v:
                     pick = r
                     break
+            if pick < 0 and budget >= 0:
+                start = _randint(state, pool_len)
+                for off in range(pool_len):
+                    r = (start + off) % pool_len
+                    c = pool[r]
+                    if direct[c] != v and near[c] != v and low[c] != v:
+                        pick = r
+                        break
             if pick < 0:
                 start = _randint(state, pool_len)
                 for off in range(pool_len):
@@ -236,6 +306,9 @@ def _construct(var_deg, n_chain, n_checks, seed):
                 u = check_vars[c, t]
                 for s in range(var_cnt[u]):
                     near[var_checks[u, s]] = v
+            if budget >= 0 and var_cnt[v] < var_deg[v]:
+                _stamp_low_ace(v, c, budget, ace_vars, var_deg, n_chain, check_vars,
+                               check_deg, var_checks, var_cnt, low, frontier, following)
     row_ptr = np.zeros(n_checks + 1, dtype=np.int64)
     for c in range(n_checks):
         row_ptr[c + 1] = row_ptr[c] + check_deg[c]
@@ -291,7 +364,9 @@ def build_code(n_vars: int, n_checks: int, seed: int) -> LdpcCode:
     if not 2 <= n_checks < n_vars <= MAX_CODE_VARS:
         raise ValueError(f"code shape ({n_checks} checks, {n_vars} variables) out of range")
     degrees, n_chain = _variable_degrees(n_vars, n_checks)
-    row_ptr, col_idx, punct = _construct(degrees, n_chain, n_checks, seed & (2**63 - 1))
+    eta, ace_vars = _ACE if 1.0 - n_checks / n_vars > _OPTIMISED_MAX_RATE else (0, 0)
+    row_ptr, col_idx, punct = _construct(degrees, n_chain, n_checks, seed & (2**63 - 1),
+                                         eta, ace_vars)
     return LdpcCode(n_vars, n_checks, row_ptr, col_idx, punct)
 
 
