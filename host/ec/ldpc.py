@@ -36,7 +36,9 @@ the last frame uses public zeros (shortened from the start), which leak nothing.
 from __future__ import annotations
 
 import math
+import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -88,6 +90,9 @@ class LdpcOptions:
         variables: the frame-error fallback (0 turns it off).
     code_seed
         Seed of the code construction (public; Alice announces it).
+    threads
+        Frames Bob decodes at once (threads; the decoder releases the GIL). ``None`` uses
+        every CPU the process may run on. The result does not depend on it.
     private_seed
         Seed of Alice's secret padding bits. ``None`` (the default, and the only secure
         choice) draws them from the operating system; tests fix it for reproducibility.
@@ -104,6 +109,7 @@ class LdpcOptions:
     rescue_checks: int = 16
     code_seed: int = 1
     private_seed: int | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         top = max(_AUTO_F_MAX) if self.f_max is None else self.f_max
@@ -124,6 +130,8 @@ class LdpcOptions:
             raise ValueError(f"code_seed must be in [0, 2**31), got {self.code_seed}")
         if not 1 <= self.max_iterations <= 1000:
             raise ValueError(f"max_iterations must be in [1, 1000], got {self.max_iterations}")
+        if self.threads is not None and not 1 <= self.threads <= 256:
+            raise ValueError(f"threads must be None or in [1, 256], got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -201,7 +209,7 @@ _PHI_TABLE = (lambda x: np.log((np.exp(x) + 1.0) / np.expm1(x)))(
     (np.arange(int(_PHI_MAX * _PHI_SCALE)) + 0.5) / _PHI_SCALE).astype(np.float32)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sum_product(row_ptr, col_idx, syndrome, llr, max_iter, patience, table, msg):
     """Layered sum-product in the phi form, ``phi`` tabulated.
 
@@ -284,6 +292,13 @@ def decode_frame(code: LdpcCode, syndrome: np.ndarray, llr: np.ndarray,
                                llr.astype(np.float32), max_iterations, _PATIENCE, _PHI_TABLE,
                                messages)
     return hard, bool(ok)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class _Frames:
@@ -577,6 +592,20 @@ class LdpcBob(ReconcilerSide):
         self._messages += 1
         return [self._decode_pending()]
 
+    def _decode_all(self, jobs: list) -> list[tuple[np.ndarray, bool]]:
+        """Decode ``(syndrome, llr, messages)`` jobs, several frames at once when allowed."""
+        code, limit = self._frames.code, self._options.max_iterations
+
+        def decode(job: tuple) -> tuple[np.ndarray, bool]:
+            syndrome, llr, messages = job
+            return decode_frame(code, syndrome, llr, limit, messages)
+
+        threads = min(len(jobs), self._options.threads or _usable_cpus())
+        if threads <= 1:
+            return [decode(job) for job in jobs]
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(decode, jobs))
+
     def _decode_pending(self) -> Message:
         plan, frames = self._plan, self._frames
         words = frames.frame_words(self._key)
@@ -586,7 +615,8 @@ class LdpcBob(ReconcilerSide):
         # After this status, is the next step a rescue step (Alice answers a list of checks)?
         rescue_next = plan.steps <= step < plan.last_step
         lists: dict[int, np.ndarray] = {}
-        for i, frame in enumerate(self._pending):
+        jobs = []
+        for frame in self._pending:
             llr = np.empty(plan.n_vars, dtype=np.float32)
             key_llr = np.where(words[frame] == 0, self._key_llr, -self._key_llr)
             if pads[frame]:
@@ -606,8 +636,10 @@ class LdpcBob(ReconcilerSide):
                     self._messages_state[frame] = state
             else:
                 state = None
-            hard, success = decode_frame(frames.code, self._syndromes[frame], llr,
-                                         self._options.max_iterations, state)
+            jobs.append((self._syndromes[frame], llr, state))
+        for i, (frame, (hard, success)) in enumerate(zip(self._pending,
+                                                         self._decode_all(jobs),
+                                                         strict=True)):
             if success:
                 self._messages_state.pop(frame, None)
                 ok[i] = 1

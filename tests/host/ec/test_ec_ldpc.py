@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tbqkd.host.ec import binary_entropy, make_reconciler
 from tbqkd.host.ec.ldpc import LdpcOptions, plan_frames
-from tbqkd.host.protocol import ProtocolError, run_in_memory
+from tbqkd.host.protocol import ProtocolError, deliver_until_quiet, run_in_memory
 
 
 def reconcile(alice_key, bob_key, qber, seed=5, **options):
@@ -132,6 +132,35 @@ def test_key_split_into_frames_with_zero_padding(noisy_pair):
     assert plan.frames == 3 and plan.frames * plan.frame_bits > 25_003
     assert res_b.success
     np.testing.assert_array_equal(res_b.key, alice_key)
+
+
+def test_frames_decoded_in_threads_give_the_same_messages(noisy_pair):
+    alice_key, bob_key = noisy_pair(40_000, 0.03, seed=12)
+    transcripts, keys = [], []
+    for threads in (1, 3):
+        options = {"max_frame_bits": 10_000, "min_frame_bits": 4096, "private_seed": 99,
+                   "threads": threads}
+        alice = make_reconciler("ldpc", "alice", alice_key, 0.03, seed=5, **options)
+        bob = make_reconciler("ldpc", "bob", bob_key, 0.03, seed=5, **options)
+        sent: list = []
+
+        def recording(side, sent=sent):
+            def receive(message):
+                replies = side.receive(message)
+                sent.extend(replies)
+                return replies
+            return receive
+
+        deliver_until_quiet(alice.start(), bob.start(), recording(alice), recording(bob),
+                            limit=1000)
+        assert bob.result().success
+        transcripts.append(sent)
+        keys.append(bob.result().key)
+    assert len(transcripts[0]) > 2  # some frames failed and were decoded again
+    assert transcripts[0] == transcripts[1]
+    np.testing.assert_array_equal(keys[1], alice_key)
+    with pytest.raises(ValueError, match="threads"):
+        LdpcOptions(threads=0)
 
 
 def test_hopeless_error_rate_reports_failure(noisy_pair):
