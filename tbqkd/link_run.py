@@ -401,6 +401,7 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
             bob._note_outcome()
     bob.set_code(mid_code if controller is None else controller.code)
     carry(bob.start())
+    bring_up_s = time.perf_counter() - wall
     log.write({"type": "sync", "slot_offset": bob.slot_offset,
                "nominal_slot_offset": up.slot_offset, "sample": len(up.sync_sample),
                "compared": bob.sync_result["compared"], "errors": bob.sync_result["errors"]})
@@ -456,6 +457,7 @@ def run_link(options: RunOptions, *, console=None, alice_address: str | None = N
         loop.close()
     summary = _summary(options, scenario, bob, alice, station, link_start_s, controller,
                        time.perf_counter() - wall, alice_store, bob_store)
+    summary["bring_up_wall_s"] = round(bring_up_s, 3)
     log.write({"type": "summary", **summary})
     log.close()
     if alice_store is not None:

@@ -52,6 +52,7 @@ def test_run_on_the_model_backend_ends_with_identical_secret_keys(tmp_path):
     assert summary["secret_bits"] > 10_000
     assert 0.005 < summary["qber_z"] < 0.03 and 0.08 < summary["qber_x"] < 0.13
     assert 1.0 < summary["ec_efficiency"] < 1.5
+    assert 0 < summary["bring_up_wall_s"] < summary["wall_s"]
     expected = Twin(Scenario.load("paper-120km", **BRIGHT)).expected()
     assert summary["detections_per_s"] == pytest.approx(sum(expected.click_rate_hz), rel=0.1)
     assert summary["skr_asymptotic_bps"] > summary["skr_bps"] > 0
