@@ -90,12 +90,12 @@ class LdpcOptions:
         variables: the frame-error fallback (0 turns it off).
     code_seed
         Seed of the code construction (public; Alice announces it).
-    threads
-        Frames Bob decodes at once (threads; the decoder releases the GIL). ``None`` uses
-        every CPU the process may run on. The result does not depend on it.
     private_seed
         Seed of Alice's secret padding bits. ``None`` (the default, and the only secure
         choice) draws them from the operating system; tests fix it for reproducibility.
+    threads
+        Frames Bob decodes at once (threads; the decoder releases the GIL). ``None`` uses
+        every CPU the process may run on. The result does not depend on it.
     """
 
     f_min: float = 1.04
@@ -592,54 +592,61 @@ class LdpcBob(ReconcilerSide):
         self._messages += 1
         return [self._decode_pending()]
 
-    def _decode_all(self, jobs: list) -> list[tuple[np.ndarray, bool]]:
-        """Decode ``(syndrome, llr, messages)`` jobs, several frames at once when allowed."""
+    def _frame_llr(self, frame: int, words: np.ndarray, pads: np.ndarray) -> np.ndarray:
+        """Bob's channel LLRs of ``frame``: key bits from the QBER, known bits certain."""
+        plan, frames = self._plan, self._frames
+        llr = np.empty(plan.n_vars, dtype=np.float32)
+        key_llr = np.where(words[frame] == 0, self._key_llr, -self._key_llr)
+        if pads[frame]:
+            key_llr[plan.frame_bits - pads[frame]:] = _KNOWN_LLR
+        llr[frames.key_slots] = key_llr
+        llr[frames.punctured] = 0.0
+        known = self._known_padding[frame, :self._revealed]
+        llr[frames.punctured[:self._revealed]] = np.where(known == 0, _KNOWN_LLR, -_KNOWN_LLR)
+        if frame in self._rescued:
+            variables, values = self._rescued[frame]
+            llr[variables] = np.where(values == 0, _KNOWN_LLR, -_KNOWN_LLR)
+        return llr
+
+    def _decode_all(self, pending: np.ndarray) -> list[tuple[np.ndarray, bool]]:
+        """Decode the ``pending`` frames, several at once when threads are allowed.
+
+        Each job builds its frame's LLRs itself, so memory grows with the threads, not with
+        the frames; the warm-start messages are looked up before the threads start.
+        """
         code, limit = self._frames.code, self._options.max_iterations
+        words = self._frames.frame_words(self._key)
+        pads = self._frames.pad_counts()
+        states: list[np.ndarray | None] = []
+        for frame in pending:
+            state = None
+            if self._options.warm_start:
+                state = self._messages_state.get(frame)
+                if state is None:
+                    state = np.zeros(code.col_idx.size, dtype=np.float32)
+                    self._messages_state[frame] = state
+            states.append(state)
 
-        def decode(job: tuple) -> tuple[np.ndarray, bool]:
-            syndrome, llr, messages = job
-            return decode_frame(code, syndrome, llr, limit, messages)
+        def decode(i: int) -> tuple[np.ndarray, bool]:
+            frame = pending[i]
+            return decode_frame(code, self._syndromes[frame],
+                                self._frame_llr(frame, words, pads), limit, states[i])
 
-        threads = min(len(jobs), self._options.threads or _usable_cpus())
+        threads = min(len(pending), self._options.threads or _usable_cpus())
         if threads <= 1:
-            return [decode(job) for job in jobs]
+            return [decode(i) for i in range(len(pending))]
         with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(decode, jobs))
+            return list(pool.map(decode, range(len(pending))))
 
     def _decode_pending(self) -> Message:
         plan, frames = self._plan, self._frames
-        words = frames.frame_words(self._key)
-        pads = frames.pad_counts()
         ok = np.zeros(self._pending.size, dtype=np.uint8)
         step = self._step
         # After this status, is the next step a rescue step (Alice answers a list of checks)?
         rescue_next = plan.steps <= step < plan.last_step
         lists: dict[int, np.ndarray] = {}
-        jobs = []
-        for frame in self._pending:
-            llr = np.empty(plan.n_vars, dtype=np.float32)
-            key_llr = np.where(words[frame] == 0, self._key_llr, -self._key_llr)
-            if pads[frame]:
-                key_llr[plan.frame_bits - pads[frame]:] = _KNOWN_LLR
-            llr[frames.key_slots] = key_llr
-            llr[frames.punctured] = 0.0
-            known = self._known_padding[frame, :self._revealed]
-            llr[frames.punctured[:self._revealed]] = np.where(known == 0, _KNOWN_LLR,
-                                                              -_KNOWN_LLR)
-            if frame in self._rescued:
-                variables, values = self._rescued[frame]
-                llr[variables] = np.where(values == 0, _KNOWN_LLR, -_KNOWN_LLR)
-            if self._options.warm_start:
-                state = self._messages_state.get(frame)
-                if state is None:
-                    state = np.zeros(frames.code.col_idx.size, dtype=np.float32)
-                    self._messages_state[frame] = state
-            else:
-                state = None
-            jobs.append((self._syndromes[frame], llr, state))
-        for i, (frame, (hard, success)) in enumerate(zip(self._pending,
-                                                         self._decode_all(jobs),
-                                                         strict=True)):
+        decoded = self._decode_all(self._pending)
+        for i, (frame, (hard, success)) in enumerate(zip(self._pending, decoded, strict=True)):
             if success:
                 self._messages_state.pop(frame, None)
                 ok[i] = 1
