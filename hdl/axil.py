@@ -2,7 +2,8 @@
 
 One transaction at a time per direction. Latency: a write is accepted in the cycle both AW and W
 are valid (``awready``/``wready`` high that cycle) and answered on B one cycle later; a read is
-accepted in the cycle AR is valid and answered on R one cycle later, except within
+accepted in the cycle AR is valid and answered on R one cycle later (a counter's low word:
+:data:`~tbqkd.hdl.counters.READ_LATENCY` cycles more), except within
 :data:`READ_AFTER_WRITE` cycles of a write, when ``arready`` waits, so that a read sees every
 effect of an earlier write that the core shows within that time. Unmapped addresses and writes
 to read-only registers answer ``SLVERR``; their writes have no effect.
@@ -16,6 +17,13 @@ For each register the bank exposes signals that the core drives or uses:
   low word is read (one latch for all of them: a high word read that does not follow its own
   low word answers ``SLVERR``).
 * ``wp``: ``bank.strobe[name]``, the written value for exactly one cycle (zero otherwise).
+* counters (64-bit ``ro`` registers named in ``counters``): ``bank.count[name]``, the
+  register's increment (one bit, counted in the cycle it is high), and
+  ``bank.count_clear[name]`` (the register becomes the increment of that cycle: "clear, then
+  add"). They are kept in a :class:`~tbqkd.hdl.counters.CounterBank`, not in flip-flops the
+  core drives; a read of such a low word is answered
+  :data:`~tbqkd.hdl.counters.READ_LATENCY` cycles later than the others, with the count of the
+  cycle the read was accepted in.
 
 Every writable register also has ``bank.written[name]``, high for the one cycle after a write
 (when ``value``/``strobe`` already show the written data).
@@ -24,10 +32,13 @@ Every writable register also has ``bank.written[name]``, high for the one cycle 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .counters import CounterBank
 from .regmap import Register, RegisterMap
 
 __all__ = ["AXI4LiteSignature", "RegisterBank", "forward_flat_axi4lite", "READ_AFTER_WRITE",
@@ -64,16 +75,25 @@ def forward_flat_axi4lite(m: Module, outer, inner, addr_width: int, *,
 
 
 class RegisterBank(wiring.Component):
-    """The register bank of ``regmap`` behind an AXI4-Lite port ``bus``."""
+    """The register bank of ``regmap`` behind an AXI4-Lite port ``bus``; the registers named
+    in ``counters`` are event counters kept in the bank itself (module docstring)."""
 
-    def __init__(self, regmap: RegisterMap) -> None:
+    def __init__(self, regmap: RegisterMap, *, counters: Iterable[str] = ()) -> None:
         self._regmap = regmap
+        self._counters = tuple(counters)
         self.value: dict[str, Signal] = {}
         self.strobe: dict[str, Signal] = {}
         self.set: dict[str, Signal] = {}
         self.written: dict[str, Signal] = {}
+        self.count: dict[str, Signal] = {}
+        self.count_clear: dict[str, Signal] = {}
+        for name in self._counters:
+            if not regmap[name].latched:
+                raise ValueError(f"counter {name} is not a 64-bit read-only register")
+            self.count[name] = Signal(name=f"{name.lower()}_inc")
+            self.count_clear[name] = Signal(name=f"{name.lower()}_clear")
         for reg in regmap:
-            if reg.name == "ID":
+            if reg.name == "ID" or reg.name in self.count:
                 continue
             if reg.access in ("rw", "wp"):
                 self.written[reg.name] = Signal(name=f"{reg.name.lower()}_written")
@@ -149,8 +169,11 @@ class RegisterBank(wiring.Component):
         m.d.comb += read_word.eq(bus.araddr[2:])
         # 64-bit read-only registers: their own tree on the doubleword address, 64 bits wide
         # (the low word answers, the high word goes to the latch).
-        data, okay, wide, rw_words = {}, {}, {}, {}
+        data, okay, wide, rw_words, counter_words = {}, {}, {}, {}, {}
         for reg in regmap:
+            if reg.name in self.count:
+                counter_words[reg.offset >> 2] = self._counters.index(reg.name)
+                continue
             for w in range(reg.words):
                 index = (reg.offset >> 2) + w
                 if reg.latched:
@@ -173,9 +196,13 @@ class RegisterBank(wiring.Component):
             m.d.sync += settle.eq(READ_AFTER_WRITE)
         with m.Elif(settle != 0):
             m.d.sync += settle.eq(settle - 1)
+        counter_wait = Signal()       # a counter read is under way in the counter bank
         do_read = Signal()
-        m.d.comb += [do_read.eq(bus.arvalid & ~bus.rvalid & (settle == 0)),
+        m.d.comb += [do_read.eq(bus.arvalid & ~bus.rvalid & ~counter_wait & (settle == 0)),
                      bus.arready.eq(do_read)]
+        is_counter = _word_mux(read_word, {i: 1 for i in counter_words}, 1)
+        counter_word = Signal.like(read_word)
+        counter_data = self._counter_bank(m, do_read & is_counter, read_word, counter_words)
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         read_rw = Signal()            # the answer comes from the copy of the rw words
@@ -190,17 +217,44 @@ class RegisterBank(wiring.Component):
             high_ok = high_valid & (high_word == read_word)
             wide_word = _dense_mux(m, read_word[1:], wide, 64)
             data_word = _word_mux(read_word, data, 32, exact=False)
-            m.d.sync += [
-                bus.rvalid.eq(1),
-                bus.rresp.eq(Mux(high_ok | is_wide_low | _word_mux(read_word, okay, 1),
-                                 RESP_OKAY, RESP_SLVERR)),
-                rdata.eq(Mux(high_ok, high_latch, 0) | Mux(is_wide_low, wide_word[:32], 0)
+            with m.If(is_counter):
+                m.d.sync += [counter_wait.eq(1), counter_word.eq(read_word)]
+            with m.Else():
+                m.d.sync += [
+                    bus.rvalid.eq(1),
+                    bus.rresp.eq(Mux(high_ok | is_wide_low | _word_mux(read_word, okay, 1),
+                                     RESP_OKAY, RESP_SLVERR)),
+                    rdata.eq(Mux(high_ok, high_latch, 0) | Mux(is_wide_low, wide_word[:32], 0)
                              | Mux(is_data, data_word, 0)),
-            ]
-            with m.If(is_wide_low):
-                m.d.sync += [high_latch.eq(wide_word[32:]), high_word.eq(read_word | 1),
-                             high_valid.eq(1)]
+                ]
+                with m.If(is_wide_low):
+                    m.d.sync += [high_latch.eq(wide_word[32:]), high_word.eq(read_word | 1),
+                                 high_valid.eq(1)]
+        if counter_data is not None:
+            valid, value = counter_data
+            with m.If(valid):
+                m.d.sync += [bus.rvalid.eq(1), bus.rresp.eq(RESP_OKAY), rdata.eq(value[:32]),
+                             counter_wait.eq(0), high_latch.eq(value[32:]),
+                             high_word.eq(counter_word | 1), high_valid.eq(1)]
         return m
+
+    def _counter_bank(self, m: Module, read_en: Value, read_word: Value,
+                      counter_words: dict[int, int]) -> tuple[Value, Value] | None:
+        """The counters' :class:`CounterBank`, read at ``read_word`` when ``read_en``;
+        returns its ``(read_valid, read_data)``, or ``None`` without counters."""
+        if not self._counters:
+            return None
+        m.submodules.counters = bank = CounterBank(len(self._counters))
+        for k, name in enumerate(self._counters):
+            m.d.comb += [bank.inc[k].eq(self.count[name]),
+                         bank.clear[k].eq(self.count_clear[name])]
+        number = Signal.like(bank.read_addr)
+        with m.Switch(read_word):
+            for word, k in counter_words.items():
+                with m.Case(word):
+                    m.d.comb += number.eq(k)
+        m.d.comb += [bank.read_en.eq(read_en), bank.read_addr.eq(number)]
+        return bank.read_valid, bank.read_data
 
     def _rw_copy(self, m: Module, rw_words: dict[int, tuple[Register, int]], write_word: Value,
                  rw_write: Value, read_word: Value, do_read: Value) -> Value:

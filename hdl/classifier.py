@@ -57,6 +57,11 @@ class Classifier(wiring.Component):
     channel ``>= n_channels`` are counted in ``bad_channel``; events whose phase is not below
     ``slot_period`` are processed and counted in ``bad_phase``.
 
+    Every 64-bit counter also leaves as its increment, ``<name>_inc`` (per channel for the
+    bin counters), with ``counts_clear`` (``lock_violations_clear`` for ``lock_violations``):
+    the counter is ``count <= clear ? inc : count + inc``. With ``counters=False`` the block
+    keeps none of them (the receiver core counts the increments in its register bank).
+
     In short (the model's docstring has the exact arithmetic): ``p = phase − delay`` wrapped
     once into the neighbouring slot; bins with priority early > late > middle where windows
     overlap; ``align`` arms, the next reference event's slot becomes ``slot_base`` (that event
@@ -65,12 +70,17 @@ class Classifier(wiring.Component):
     slot boundary gives small offsets of both signs, never a jump by a whole slot.
     """
 
-    def __init__(self, n_channels: int) -> None:
+    def __init__(self, n_channels: int, *, counters: bool = True) -> None:
         if not 1 <= n_channels <= 256:
             raise ValueError(f"n_channels={n_channels} must be in 1..256")
         self._n = n_channels
+        self._counters = counters
         per_channel = data.ArrayLayout(unsigned(PHASE_BITS), n_channels)
-        counters = data.ArrayLayout(unsigned(_COUNT_BITS), n_channels)
+        per_counter = data.ArrayLayout(unsigned(_COUNT_BITS), n_channels)
+        kept = {"early": Out(per_counter), "late": Out(per_counter),
+                "middle": Out(per_counter), "outside": Out(per_counter),
+                "bad_channel": Out(_COUNT_BITS), "bad_phase": Out(_COUNT_BITS),
+                "lock_violations": Out(_COUNT_BITS)} if counters else {}
         super().__init__({
             # event in
             "valid": In(1), "slot": In(SLOT_BITS), "phase": In(PHASE_BITS), "channel": In(8),
@@ -89,13 +99,14 @@ class Classifier(wiring.Component):
             "o_valid": Out(1), "o_event": Out(struct_layout(EVENT)), "o_key": Out(1),
             "mid_valid": Out(1), "mid_minus": Out(1),
             # counters and status
-            "early": Out(counters), "late": Out(counters), "middle": Out(counters),
-            "outside": Out(counters),
-            "bad_channel": Out(_COUNT_BITS), "bad_phase": Out(_COUNT_BITS),
+            **kept,
+            "early_inc": Out(n_channels), "late_inc": Out(n_channels),
+            "middle_inc": Out(n_channels), "outside_inc": Out(n_channels),
+            "bad_channel_inc": Out(1), "bad_phase_inc": Out(1), "lock_violations_inc": Out(1),
+            "counts_clear": Out(1), "lock_violations_clear": Out(1),
             "slot_base": Out(SLOT_BITS), "aligned": Out(1),
             "lock_offset": Out(signed(LOCK_OFFSET_BITS)), "lock_spread": Out(LOCK_OFFSET_BITS),
             "lock_windows": Out(LOCK_WINDOWS_BITS), "lost_lock": Out(1),
-            "lock_violations": Out(_COUNT_BITS),
         })
 
     def elaborate(self, platform) -> Module:
@@ -213,22 +224,34 @@ class Classifier(wiring.Component):
         clear4 = _delayed(m, self.clear_counters, 4, "clear")
         clear5 = _delayed(m, clear4, 1, "clear")
 
+        m.d.comb += self.counts_clear.eq(clear4)
+
         def count(counter, increment, clear=clear4):
             # A clear and an event in the same stage: the event counts (clear, then add).
             # Written as a choice after the adder, not a zero before it, so that the clear is
             # the flip-flops' synchronous reset instead of one LUT per counter bit.
+            if counter is None:
+                return
             with m.If(clear):
                 m.d.sync += counter.eq(increment)
             with m.Else():
                 m.d.sync += counter.eq(counter + increment)
 
+        def kept(name: str, ch: int | None = None):
+            if not self._counters:
+                return None
+            return getattr(self, name) if ch is None else getattr(self, name)[ch]
+
         for ch in range(n):
             here = valid4 & (channel4 == ch)
             for name, code in (("early", Bin.EARLY), ("late", Bin.LATE),
                                ("middle", Bin.MIDDLE), ("outside", Bin.NONE)):
-                count(getattr(self, name)[ch], here & (bin4 == code))
-        count(self.bad_channel, bad_channel4)
-        count(self.bad_phase, bad_phase4)
+                inc = getattr(self, f"{name}_inc")[ch]
+                m.d.comb += inc.eq(here & (bin4 == code))
+                count(kept(name, ch), inc)
+        m.d.comb += [self.bad_channel_inc.eq(bad_channel4), self.bad_phase_inc.eq(bad_phase4)]
+        count(kept("bad_channel"), bad_channel4)
+        count(kept("bad_phase"), bad_phase4)
 
         # Lock monitor. Stage 5: offset in (−P/2, P/2] (one correction by ±P).
         offset5 = Signal(signed(LOCK_OFFSET_BITS))
@@ -295,7 +318,9 @@ class Classifier(wiring.Component):
             m.d.sync += [count6.eq(base_count), sum6.eq(base_sum)]
         # Both counted one stage later, from registers (with the clear one stage later too):
         # the comparisons' carry chains and the counters' do not sit in series.
-        count(self.lock_violations, violation6, clear6)
+        m.d.comb += [self.lock_violations_inc.eq(violation6),
+                     self.lock_violations_clear.eq(clear6)]
+        count(kept("lock_violations"), violation6, clear6)
         count(self.lock_windows, closed6, clear6)
 
         # Stage 7: latch the window's mean (arithmetic shift) and spread.

@@ -73,7 +73,10 @@ class PhaseHistogram(wiring.Component):
     ``read_data`` is combinational from registers. Reads never disturb the event pipeline.
 
     Latencies (cycles after the event is presented): ``outside``/``bad_channel`` 3,
-    ``skipped`` 1, the count in RAM 7.
+    ``skipped`` 1, the count in RAM 7. Each of these three counters also leaves as its
+    increment ``<name>_inc`` (high in the cycle before the count changes); with
+    ``counters=False`` the block keeps only the increments (the receiver core counts them in
+    its register bank).
 
     Raises
     ------
@@ -82,8 +85,10 @@ class PhaseHistogram(wiring.Component):
         ``count_bits`` is not in ``[1, 64]``.
     """
 
-    def __init__(self, n_channels: int, bins: int = 1024, count_bits: int = 32) -> None:
+    def __init__(self, n_channels: int, bins: int = 1024, count_bits: int = 32, *,
+                 counters: bool = True) -> None:
         check_parameters(n_channels, bins, count_bits)
+        self._counters = counters
         self._n_channels = n_channels
         self._bins = bins
         self._count_bits = count_bits
@@ -100,7 +105,10 @@ class PhaseHistogram(wiring.Component):
             "read_data": Out(count_bits),
             # status and counters
             "clearing": Out(1), "swap_pending": Out(1), "snapshot_valid": Out(1),
-            "swaps": Out(32), "outside": Out(64), "bad_channel": Out(64), "skipped": Out(64),
+            "swaps": Out(32),
+            **({"outside": Out(64), "bad_channel": Out(64), "skipped": Out(64)}
+               if counters else {}),
+            "outside_inc": Out(1), "bad_channel_inc": Out(1), "skipped_inc": Out(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -155,8 +163,7 @@ class PhaseHistogram(wiring.Component):
         # ---- S0: capture the event with the settings and the bank of its cycle -------------
         accepted = Signal()
         m.d.comb += accepted.eq(self.valid & self.enable)
-        with m.If(accepted & initialising):
-            m.d.sync += self.skipped.eq(self.skipped + 1)
+        m.d.comb += self.skipped_inc.eq(accepted & initialising)
         valid0, bank0 = Signal(), Signal()
         channel0, phase0 = Signal(self._channel_bits), Signal(PHASE_BITS)
         offset0, shift0 = Signal(PHASE_BITS), Signal(SHIFT_BITS)
@@ -178,10 +185,12 @@ class PhaseHistogram(wiring.Component):
         m.d.comb += in_range.eq(~delta1[PHASE_BITS] & (shifted[nb:] == 0))
         channel_ok = Signal()
         m.d.comb += channel_ok.eq(Const(1) if n == 1 << self._channel_bits else channel1 < n)
-        with m.If(valid1 & channel_ok & ~in_range):
-            m.d.sync += self.outside.eq(self.outside + 1)
-        with m.If(valid1 & ~channel_ok):
-            m.d.sync += self.bad_channel.eq(self.bad_channel + 1)
+        m.d.comb += [self.outside_inc.eq(valid1 & channel_ok & ~in_range),
+                     self.bad_channel_inc.eq(valid1 & ~channel_ok)]
+        if self._counters:
+            for name in ("outside", "bad_channel", "skipped"):
+                counter = getattr(self, name)
+                m.d.sync += counter.eq(counter + getattr(self, f"{name}_inc"))
         hit2, bank2 = Signal(), Signal()
         addr2 = Signal(nb + self._channel_bits)
         m.d.sync += [hit2.eq(valid1 & channel_ok & in_range), bank2.eq(bank1),

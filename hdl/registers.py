@@ -14,7 +14,8 @@ from .regmap import Field, RegisterMap
 
 __all__ = ["core_regmap", "add_classifier_registers", "add_histogram_registers",
            "add_sifter_registers", "add_phase_registers", "add_dac_registers",
-           "SIFTER_COUNTERS", "HISTOGRAM_BINS", "PENDING_DEPTH", "DAC_SAFE_VALUE"]
+           "SIFTER_COUNTERS", "HISTOGRAM_BINS", "PENDING_DEPTH", "DAC_SAFE_VALUE",
+           "bank_counters", "COUNTER_READ_LATENCY"]
 
 #: Bins per channel of the live histograms.
 HISTOGRAM_BINS = 1024
@@ -27,6 +28,23 @@ DAC_SAFE_VALUE = 0x8000
 SIFTER_COUNTERS = ("detections", "announced", "answers", "sifted_z", "sifted_x", "mismatch",
                    "dropped_full", "expired", "err_extra", "err_missing", "err_slot",
                    "err_early")
+
+#: Extra cycles a read of a counter kept in the register bank's counter bank takes
+#: (:class:`tbqkd.hdl.counters.CounterBank`): it answers with the count of the cycle the read
+#: was accepted in, ``COUNTER_READ_LATENCY`` cycles later than the other registers.
+COUNTER_READ_LATENCY = 3
+
+
+def bank_counters(n_channels: int) -> tuple[str, ...]:
+    """The event counters the register bank keeps in its counter bank: every 64-bit counter
+    that counts at most one event per cycle (``CHn_SUPPRESSED`` counts up to a word's edges
+    per cycle and stays in the tagger)."""
+    per_channel = [f"CH{ch}_{name}" for ch in range(n_channels)
+                   for name in ("EVENTS", "DROPPED", "EARLY_COUNT", "LATE_COUNT",
+                                "MIDDLE_COUNT", "OUTSIDE_COUNT")]
+    return ("TAGS_OUT", "FRAMES_OUT", *per_channel, "LOCK_VIOLATIONS", "CLASS_BAD_CHANNEL",
+            "CLASS_BAD_PHASE", "HIST_OUTSIDE", "HIST_SKIPPED",
+            *(f"SIFT_{name.upper()}" for name in SIFTER_COUNTERS))
 
 
 def add_core_command_registers(regs: RegisterMap.Builder) -> None:

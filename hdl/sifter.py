@@ -78,6 +78,12 @@ class Sifter(wiring.Component):
         Capacity of the pending store (block RAM; ≥ 10^4 for 10 ms at 10^6/s). Any depth
         works; a power of two saves the address wrap logic, a depth such as 10 240 saves block
         RAM (the store is 50 bits wide).
+    counters:
+        Keep the 64-bit counters (``COUNTERS``) here. Either way each leaves as its
+        increment ``<name>_inc``, zero in a ``clear_counters`` cycle (a clear drops the counts
+        of its own cycle), with ``counts_clear``: the counter is
+        ``count <= clear ? inc : count + inc``; the receiver core counts them in its register
+        bank (``counters=False``).
 
     Raises
     ------
@@ -85,10 +91,11 @@ class Sifter(wiring.Component):
         If ``pending_depth`` is not between 4 and 2^20.
     """
 
-    def __init__(self, pending_depth: int = 16384) -> None:
+    def __init__(self, pending_depth: int = 16384, *, counters: bool = True) -> None:
         if not 4 <= pending_depth <= 1 << 20:
             raise ValueError(f"pending_depth={pending_depth} must be in [4, 2^20]")
         self._depth = pending_depth
+        self._counters = counters
         limit_bits = max(16, pending_depth.bit_length())
         ports = {
             # detections (no back-pressure)
@@ -109,7 +116,10 @@ class Sifter(wiring.Component):
             # status
             "pending": Out(SEQ_BITS), "protocol_error": Out(1),
         }
-        ports.update({name: Out(64) for name in COUNTERS})
+        if counters:
+            ports.update({name: Out(64) for name in COUNTERS})
+        ports.update({f"{name}_inc": Out(1) for name in COUNTERS})
+        ports["counts_clear"] = Out(1)
         super().__init__(ports)
 
     @property
@@ -293,7 +303,11 @@ class Sifter(wiring.Component):
             "err_extra": ev["extra"], "err_missing": ev["missing"], "err_slot": ev["slot"],
             "err_early": ev["early"],
         }
+        m.d.comb += self.counts_clear.eq(self.clear_counters)
         for name in COUNTERS:
+            m.d.comb += getattr(self, f"{name}_inc").eq(increments[name] & ~self.clear_counters)
+            if not self._counters:
+                continue
             counter = getattr(self, name)
             with m.If(self.clear_counters):
                 m.d.sync += counter.eq(0)

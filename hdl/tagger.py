@@ -385,6 +385,13 @@ class Tagger(wiring.Component):
     ``cal_code``/``cal_fine`` while tagging continues (a true dual-port RAM: the lookup never
     stalls). ``sim_hooks``: add the simulation-only ``skip*`` ports (idle skipping in the
     Verilator model); without them those paths do not exist.
+
+    Event counts leave as increments, counted by the register bank's counter bank:
+    ``events_inc``/``dropped_inc`` (per channel: an accepted event stored, or lost to a full
+    event FIFO), ``tags_inc``/``frames_inc`` (a tag, a frame's last tag sent). They are zero
+    in a ``clear_counters`` cycle: a clear drops the counts of its own cycle, so the counters
+    (``count <= clear ? inc : count + inc``) start from zero. ``suppressed`` (edges inside
+    the dead time, up to many per cycle) is counted here.
     """
 
     def __init__(self, config: TaggerConfig, *, sim_hooks: bool = False) -> None:
@@ -415,11 +422,10 @@ class Tagger(wiring.Component):
             # status and counters
             "cycle": Out(64), "time": Out(64), "time_rem": Out(16), "slot": Out(SLOT_BITS),
             "slot_offset": Out(OFFSET_WIDTH), "slot_rem": Out(SLOT_REM_WIDTH),
-            "events": Out(data.ArrayLayout(unsigned(64), n)),
+            "events_inc": Out(n), "dropped_inc": Out(n),
             "suppressed": Out(data.ArrayLayout(unsigned(64), n)),
-            "dropped": Out(data.ArrayLayout(unsigned(64), n)),
             "overflow": Out(n),
-            "tags_out": Out(64), "frames_out": Out(64),
+            "tags_inc": Out(1), "frames_inc": Out(1),
             # tag stream
             "tdata": Out(128), "tvalid": Out(1), "tready": In(1), "tlast": Out(1),
             # every tag as (slot, phase sum in 1/16 ps), one per cycle, no back-pressure
@@ -518,13 +524,9 @@ class Tagger(wiring.Component):
             m.d.comb += push.codes[ch].eq(codes[ch])
         m.d.comb += [ev_fifo.w_data.eq(push), ev_fifo.w_en.eq(accept.any())]
         full = ~ev_fifo.w_rdy
-        for ch in range(n):
-            with m.If(self.clear_counters):
-                m.d.sync += [self.events[ch].eq(0), self.dropped[ch].eq(0)]
-            with m.Elif(accept[ch] & full):
-                m.d.sync += self.dropped[ch].eq(self.dropped[ch] + 1)
-            with m.Elif(accept[ch]):
-                m.d.sync += self.events[ch].eq(self.events[ch] + 1)
+        counting = ~self.clear_counters
+        m.d.comb += [self.events_inc.eq(Mux(counting & ~full, accept, 0)),
+                     self.dropped_inc.eq(Mux(counting & full, accept, 0))]
         m.d.comb += self.overflow.eq(Mux(full, accept, 0))
 
         # Serialiser: the head entry's events, one per cycle, lowest channel first. It issues
@@ -659,9 +661,6 @@ class Tagger(wiring.Component):
             self.tdata.eq(framer.tdata), self.tvalid.eq(framer.tvalid),
             self.tlast.eq(framer.tlast), framer.tready.eq(self.tready),
         ]
-        with m.If(self.clear_counters):
-            m.d.sync += [self.tags_out.eq(0), self.frames_out.eq(0)]
-        with m.Else():
-            m.d.sync += [self.tags_out.eq(self.tags_out + framer.sent),
-                         self.frames_out.eq(self.frames_out + framer.sent_last)]
+        m.d.comb += [self.tags_inc.eq(framer.sent & counting),
+                     self.frames_inc.eq(framer.sent_last & counting)]
         return m

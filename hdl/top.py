@@ -43,7 +43,14 @@ from .frontend import DelayLineFrontend, OversamplingFrontend
 from .histogram import PhaseHistogram
 from .phase_error import PhaseErrorUnit
 from .records import SLOT_BITS, STREAMS
-from .registers import DAC_SAFE_VALUE, HISTOGRAM_BINS, PENDING_DEPTH, SIFTER_COUNTERS, core_regmap
+from .registers import (
+    DAC_SAFE_VALUE,
+    HISTOGRAM_BINS,
+    PENDING_DEPTH,
+    SIFTER_COUNTERS,
+    bank_counters,
+    core_regmap,
+)
 from .regmap import RegisterMap
 from .sifter import Sifter
 from .slots import SlotMapper
@@ -110,7 +117,8 @@ class ReceiverTop(wiring.Component):
         # AXI reset is active-low; the core uses a synchronous active-high reset.
         m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
 
-        m.submodules.regs = regs = RegisterBank(self.regmap)
+        m.submodules.regs = regs = RegisterBank(self.regmap,
+                                                counters=bank_counters(c.n_channels))
         forward_flat_axi4lite(m, self, regs.bus, self.regmap.addr_width)
 
         m.submodules.tagger = tagger = Tagger(c, sim_hooks=self._sim_hooks)
@@ -129,6 +137,7 @@ class ReceiverTop(wiring.Component):
             m.d.comb += tagger.words[ch].eq(word)
 
         v, s, st = regs.value, regs.strobe, regs.set
+        count, count_clear = regs.count, regs.count_clear
         cmd = self.regmap["COMMAND"]
         m.d.comb += [
             tagger.run.eq(v["CONTROL"][0]),
@@ -150,7 +159,9 @@ class ReceiverTop(wiring.Component):
             tagger.frame_words.eq(v["FRAME_WORDS"]),
             tagger.flush_cycles.eq(v["FLUSH_CYCLES"]),
             v["CYCLE"].eq(tagger.cycle), v["TIME"].eq(tagger.time),
-            v["TAGS_OUT"].eq(tagger.tags_out), v["FRAMES_OUT"].eq(tagger.frames_out),
+            count["TAGS_OUT"].eq(tagger.tags_inc), count["FRAMES_OUT"].eq(tagger.frames_inc),
+            count_clear["TAGS_OUT"].eq(tagger.clear_counters),
+            count_clear["FRAMES_OUT"].eq(tagger.clear_counters),
             st["STATUS"].eq(tagger.overflow),
             self.time_cycle.eq(tagger.cycle),
         ]
@@ -175,9 +186,11 @@ class ReceiverTop(wiring.Component):
                 tagger.enable[ch].eq(v[f"CH{ch}_CONTROL"][0]),
                 tagger.delay_ps[ch].eq(v[f"CH{ch}_DELAY"]),
                 tagger.dead_time[ch].eq(v[f"CH{ch}_DEAD_TIME"]),
-                v[f"CH{ch}_EVENTS"].eq(tagger.events[ch]),
+                count[f"CH{ch}_EVENTS"].eq(tagger.events_inc[ch]),
+                count_clear[f"CH{ch}_EVENTS"].eq(tagger.clear_counters),
                 v[f"CH{ch}_SUPPRESSED"].eq(tagger.suppressed[ch]),
-                v[f"CH{ch}_DROPPED"].eq(tagger.dropped[ch]),
+                count[f"CH{ch}_DROPPED"].eq(tagger.dropped_inc[ch]),
+                count_clear[f"CH{ch}_DROPPED"].eq(tagger.clear_counters),
             ]
         if self._sim_hooks:
             m.d.comb += [
@@ -203,7 +216,7 @@ class ReceiverTop(wiring.Component):
         """Slot mapper, classifier, histograms, sifter, error signal and DAC behind the
         tagger."""
         _c, n = self._config, self._config.n_channels
-        v = regs.value
+        v, count, count_clear = regs.value, regs.count, regs.count_clear
 
         # Each tag's slot and phase sum, brought into [0, slot period) (latency 3).
         m.submodules.slot_mapper = mapper = SlotMapper()
@@ -224,7 +237,7 @@ class ReceiverTop(wiring.Component):
 
         clear = pulse("clear_counters")
 
-        m.submodules.classifier = cls = Classifier(n)
+        m.submodules.classifier = cls = Classifier(n, counters=False)
         m.d.comb += [
             cls.valid.eq(mapper.o_valid), cls.slot.eq(mapper.o_slot),
             cls.phase.eq(mapper.o_phase), cls.channel.eq(mapper.o_channel),
@@ -235,8 +248,12 @@ class ReceiverTop(wiring.Component):
             cls.clear_lost_lock.eq(pulse("clear_lost_lock")),
             v["LOCK_OFFSET"].eq(cls.lock_offset), v["LOCK_SPREAD"].eq(cls.lock_spread),
             v["LOCK_WINDOWS"].eq(cls.lock_windows), v["SLOT_BASE"].eq(cls.slot_base),
-            v["LOCK_VIOLATIONS"].eq(cls.lock_violations),
-            v["CLASS_BAD_CHANNEL"].eq(cls.bad_channel), v["CLASS_BAD_PHASE"].eq(cls.bad_phase),
+            count["LOCK_VIOLATIONS"].eq(cls.lock_violations_inc),
+            count_clear["LOCK_VIOLATIONS"].eq(cls.lock_violations_clear),
+            count["CLASS_BAD_CHANNEL"].eq(cls.bad_channel_inc),
+            count_clear["CLASS_BAD_CHANNEL"].eq(cls.counts_clear),
+            count["CLASS_BAD_PHASE"].eq(cls.bad_phase_inc),
+            count_clear["CLASS_BAD_PHASE"].eq(cls.counts_clear),
         ]
         for ch in range(n):
             m.d.comb += [cls.role[ch].eq(v[f"CH{ch}_ROLE"]),
@@ -246,9 +263,11 @@ class ReceiverTop(wiring.Component):
                     m.d.comb += getattr(cls, f"{window}_{part}")[ch].eq(
                         v[f"CH{ch}_{window.upper()}_{part.upper()}"])
             for counter in ("early", "late", "middle", "outside"):
-                m.d.comb += v[f"CH{ch}_{counter.upper()}_COUNT"].eq(getattr(cls, counter)[ch])
+                name = f"CH{ch}_{counter.upper()}_COUNT"
+                m.d.comb += [count[name].eq(getattr(cls, f"{counter}_inc")[ch]),
+                             count_clear[name].eq(cls.counts_clear)]
 
-        m.submodules.histogram = hist = PhaseHistogram(n, HISTOGRAM_BINS)
+        m.submodules.histogram = hist = PhaseHistogram(n, HISTOGRAM_BINS, counters=False)
         hist_control, hist_addr = self.regmap["HIST_CONTROL"], self.regmap["HIST_ADDR"]
         shift = hist_control.field("shift")
         bin_field, chan_field = hist_addr.field("bin"), hist_addr.field("channel")
@@ -263,10 +282,10 @@ class ReceiverTop(wiring.Component):
                                   v["HIST_ADDR"][chan_field.lsb:chan_field.lsb
                                                  + chan_field.width])),
             v["HIST_DATA"].eq(hist.read_data), v["HIST_SWAPS"].eq(hist.swaps),
-            v["HIST_OUTSIDE"].eq(hist.outside), v["HIST_SKIPPED"].eq(hist.skipped),
+            count["HIST_OUTSIDE"].eq(hist.outside_inc), count["HIST_SKIPPED"].eq(hist.skipped_inc),
         ]
 
-        m.submodules.sifter = sifter = Sifter(PENDING_DEPTH)
+        m.submodules.sifter = sifter = Sifter(PENDING_DEPTH, counters=False)
         event = cls.o_event
         m.d.comb += [
             sifter.det_valid.eq(cls.o_valid & cls.o_key), sifter.det_slot.eq(event.slot),
@@ -288,8 +307,9 @@ class ReceiverTop(wiring.Component):
             sifter.clear_error.eq(pulse("clear_protocol_error")),
             v["SIFT_PENDING"].eq(sifter.pending),
         ]
-        m.d.comb += [v[f"SIFT_{name.upper()}"].eq(getattr(sifter, name))
-                     for name in SIFTER_COUNTERS]
+        for name in SIFTER_COUNTERS:
+            m.d.comb += [count[f"SIFT_{name.upper()}"].eq(getattr(sifter, f"{name}_inc")),
+                         count_clear[f"SIFT_{name.upper()}"].eq(sifter.counts_clear)]
 
         m.submodules.phase_error = phase = PhaseErrorUnit()
         phase_control = self.regmap["PHASE_CONTROL"]

@@ -44,7 +44,14 @@ from tbqkd.hdl.records import (
     Basis,
     Role,
 )
-from tbqkd.hdl.registers import DAC_SAFE_VALUE, HISTOGRAM_BINS, PENDING_DEPTH, core_regmap
+from tbqkd.hdl.registers import (
+    COUNTER_READ_LATENCY,
+    DAC_SAFE_VALUE,
+    HISTOGRAM_BINS,
+    PENDING_DEPTH,
+    bank_counters,
+    core_regmap,
+)
 from tbqkd.host.device import Device, DeviceError
 
 from . import _model_kernels as kernels
@@ -146,6 +153,7 @@ class ModelDevice(Device):
     def __init__(self, config: TaggerConfig | None = None) -> None:
         config = config or TaggerConfig()
         super().__init__(core_regmap(config))
+        self._bank_counters = frozenset(bank_counters(config.n_channels))
         self.config = config
         self._by_offset = {}
         for reg in self.regmap:
@@ -226,7 +234,9 @@ class ModelDevice(Device):
         try:
             return self._read_register(reg, word, offset)
         finally:
-            self._advance(_ACCESS_CYCLES)
+            # a counter's low word is answered by the counter bank, later (tbqkd.hdl.axil)
+            counter = word == 0 and reg.name in self._bank_counters
+            self._advance(_ACCESS_CYCLES + (COUNTER_READ_LATENCY if counter else 0))
 
     def write32(self, offset: int, value: int) -> None:
         reg, word = self._lookup(offset)
