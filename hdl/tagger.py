@@ -314,7 +314,9 @@ class TagFramer(wiring.Component):
         m = Module()
         held = Signal(128)
         held_valid = Signal()
-        idle = Signal(24)
+        # Idle cycles since the last tag left (saturating), kept with idle + 1 and a "full"
+        # flag as registers, so that the next time-out test is one comparison from registers.
+        idle, idle_plus1, idle_full = Signal(24), Signal(24, init=1), Signal()
         flush_pending = Signal()
 
         # The tags sent in this frame ("count") are held as count + 1, + 2, + 3 (registers, not
@@ -353,24 +355,35 @@ class TagFramer(wiring.Component):
             m.d.sync += flush_pending.eq(1)
 
         idle_done = Signal()           # idle >= flush_cycles, registered with idle
+        # The output register follows the held tag whenever it may change (TDATA and TLAST are
+        # free while TVALID is low), and the held tag takes the input whenever one comes; so
+        # their 129 clock enables do not wait for the time-out and flush tests, only TVALID,
+        # the idle count and the flags do.
+        with m.If(held_valid & can_load):
+            m.d.sync += [self.tdata.eq(held), self.tlast.eq(end_frame | ~self.i_valid)]
+        with m.If(~held_valid | (can_load & self.i_valid)):
+            m.d.sync += held.eq(self.i_data)
         with m.If(held_valid & can_load):
             flushing = flush_pending & self.upstream_empty
             timed_out = idle_done | flushing | self.expire
             with m.If(end_frame | self.i_valid | timed_out):
-                last = end_frame | ~self.i_valid
-                m.d.sync += [self.tdata.eq(held), self.tvalid.eq(1), self.tlast.eq(last),
-                             idle.eq(0), idle_done.eq(self.flush_cycles == 0)]
+                m.d.sync += [self.tvalid.eq(1), idle.eq(0), idle_plus1.eq(1), idle_full.eq(0),
+                             idle_done.eq(self.flush_cycles == 0)]
                 with m.If(~self.i_valid & self.upstream_empty):   # nothing left: flushed
                     m.d.sync += flush_pending.eq(0)
                 m.d.comb += self.i_ready.eq(1)
-                m.d.sync += [held.eq(self.i_data), held_valid.eq(self.i_valid)]
-            with m.Else():
-                idle_next = Mux(idle.all(), idle, idle + 1)
-                m.d.sync += [idle.eq(idle_next), idle_done.eq(idle_next >= self.flush_cycles)]
+                m.d.sync += held_valid.eq(self.i_valid)
+            with m.Else():                 # one more idle cycle (idle_next = idle + 1 or full)
+                with m.If(idle_full):
+                    m.d.sync += idle_done.eq(idle >= self.flush_cycles)
+                with m.Else():
+                    m.d.sync += [idle.eq(idle_plus1), idle_plus1.eq(idle_plus1 + 1),
+                                 idle_full.eq(idle_plus1.all()),
+                                 idle_done.eq(idle_plus1 >= self.flush_cycles)]
         with m.Elif(~held_valid):
             m.d.comb += self.i_ready.eq(1)
-            m.d.sync += [held.eq(self.i_data), held_valid.eq(self.i_valid), idle.eq(0),
-                         idle_done.eq(self.flush_cycles == 0)]
+            m.d.sync += [held_valid.eq(self.i_valid), idle.eq(0), idle_plus1.eq(1),
+                         idle_full.eq(0), idle_done.eq(self.flush_cycles == 0)]
         return m
 
 
