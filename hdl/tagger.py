@@ -290,8 +290,11 @@ class TagFramer(wiring.Component):
     idle for ``flush_cycles`` cycles, so a DMA transfer always completes. A ``flush`` pulse
     closes the frame as soon as every tag already in the core has been sent: the framer waits
     until ``upstream_empty`` (nothing left in the tagger's pipeline and FIFOs) and marks the
-    last tag. To know whether a tag is the last one, the framer holds one tag back until the
-    next arrives or the idle time expires (``expire``: at once; simulation skipped idle time).
+    last tag. ``upstream_empty`` is registered first (it is a wide AND of the tagger's flags,
+    and the flush test feeds the framer's load decision): the framer acts on the cycle before,
+    when nothing upstream also means nothing can reach its input in this cycle. To know
+    whether a tag is the last one, the framer holds one tag back until the next arrives or
+    the idle time expires (``expire``: at once; simulation skipped idle time).
     Throughput one tag per cycle; TVALID/TDATA/TLAST stay stable until TREADY (AXI4-Stream
     rules). The end-of-frame and time-out comparisons are made one cycle ahead, on the next
     values of the counters, so that no wide comparison sits between TREADY and the output
@@ -363,13 +366,15 @@ class TagFramer(wiring.Component):
             m.d.sync += [self.tdata.eq(held), self.tlast.eq(end_frame | ~self.i_valid)]
         with m.If(~held_valid | (can_load & self.i_valid)):
             m.d.sync += held.eq(self.i_data)
+        upstream_empty = Signal()      # upstream_empty of the cycle before (docstring)
+        m.d.sync += upstream_empty.eq(self.upstream_empty)
         with m.If(held_valid & can_load):
-            flushing = flush_pending & self.upstream_empty
+            flushing = flush_pending & upstream_empty
             timed_out = idle_done | flushing | self.expire
             with m.If(end_frame | self.i_valid | timed_out):
                 m.d.sync += [self.tvalid.eq(1), idle.eq(0), idle_plus1.eq(1), idle_full.eq(0),
                              idle_done.eq(self.flush_cycles == 0)]
-                with m.If(~self.i_valid & self.upstream_empty):   # nothing left: flushed
+                with m.If(~self.i_valid & upstream_empty):        # nothing left: flushed
                     m.d.sync += flush_pending.eq(0)
                 m.d.comb += self.i_ready.eq(1)
                 m.d.sync += held_valid.eq(self.i_valid)
