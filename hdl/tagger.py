@@ -362,13 +362,12 @@ class TagFramer(wiring.Component):
         # free while TVALID is low), and the held tag takes the input whenever one comes; so
         # their 129 clock enables do not wait for the time-out and flush tests, only TVALID,
         # the idle count and the flags do.
-        with m.If(held_valid & can_load):
-            m.d.sync += [self.tdata.eq(held), self.tlast.eq(end_frame | ~self.i_valid)]
-        with m.If(~held_valid | (can_load & self.i_valid)):
-            m.d.sync += held.eq(self.i_data)
         upstream_empty = Signal()      # upstream_empty of the cycle before (docstring)
         m.d.sync += upstream_empty.eq(self.upstream_empty)
+        with m.If(~held_valid | (can_load & self.i_valid)):
+            m.d.sync += held.eq(self.i_data)
         with m.If(held_valid & can_load):
+            m.d.sync += [self.tdata.eq(held), self.tlast.eq(end_frame | ~self.i_valid)]
             flushing = flush_pending & upstream_empty
             timed_out = idle_done | flushing | self.expire
             with m.If(end_frame | self.i_valid | timed_out):
