@@ -15,7 +15,8 @@ from .regmap import Field, RegisterMap
 
 __all__ = ["TaggerConfig", "FRONTEND_KINDS", "add_tagger_registers",
            "add_slot_registers", "SlotClockConstants", "slot_clock_constants",
-           "CAL_FRAC_BITS", "CAL_WIDTH", "OFFSET_WIDTH", "SLOT_REM_WIDTH"]
+           "CAL_FRAC_BITS", "CAL_WIDTH", "OFFSET_WIDTH", "SLOT_REM_WIDTH",
+           "SLOT_CONSTANTS_LATENCY"]
 
 FRONTEND_KINDS = ("oversampling", "delay_line")
 
@@ -29,6 +30,9 @@ CAL_WIDTH = 20
 #: of ``SLOT_REM_WIDTH`` bits (see :func:`slot_clock_constants`).
 OFFSET_WIDTH = 28
 SLOT_REM_WIDTH = 32
+#: Cycles from a slot-clock constant register's new value to the slot clock running on it
+#: (:class:`tbqkd.hdl.slots.SlotClock`; a preload one cycle earlier already uses it).
+SLOT_CONSTANTS_LATENCY = 3
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,10 @@ class SlotClock(wiring.Component):
     ``slot`` counts up. ``preload`` loads ``slot``, ``offset`` and ``rem`` (with the tagger's
     time-base preload: a test hook, the Verilator model's idle skip, and a way to start the slot
     grid at a known phase). The constants must satisfy ``step <= wrap``, ``step_rem, wrap_rem <
-    den`` (the host checks; :func:`tbqkd.hdl.config.slot_clock_constants`); they are registered
-    once more inside, so a new value takes effect one cycle after it is written; ``reset`` are
-    the constants' values out of reset (the register table's), which those registers start
-    from.
+    den`` (the host checks; :func:`tbqkd.hdl.config.slot_clock_constants`). They pass through
+    three register stages inside: a new value takes effect three cycles after it is written,
+    and a preload two cycles after the write already runs on it. ``reset`` are the constants'
+    values out of reset (the register table's), which those registers start from.
     """
 
     def __init__(self, reset: SlotClockConstants) -> None:
@@ -60,54 +60,101 @@ class SlotClock(wiring.Component):
         # With acc = offset·den + rem in [0, wrap) and T = wrap − step, each cycle
         #     acc ← acc − T   if acc >= T   (a slot boundary falls in this cycle)
         #     acc ← acc + step otherwise.
-        # Both candidates and the comparison are computed side by side from registered
-        # constants, so the loop is one 32-bit addition and two multiplexers deep.
+        # The decision `acc >= T` is made one cycle ahead and held in a flip-flop: the next acc
+        # is acc − T or acc + step, so the next decision is acc >= T' + T or acc >= T' − step
+        # (T' the next cycle's T), two comparisons against registered thresholds. The loop is
+        # then one flip-flop driving the multiplexers; with the comparison in the loop it was
+        # the tagger's ECP5 critical path at 155 MHz.
+        k = self._reset
+        t0 = k.wrap - k.step
+
+        def mixed(name: str, value: int, shape=OFFSET_WIDTH) -> tuple[Signal, Signal]:
+            """Registers (whole, remainder in [0, den)) holding ``value`` out of reset."""
+            whole, rem = divmod(value, k.den)
+            return (Signal(shape, name=f"{name}_int", init=whole),
+                    Signal(SLOT_REM_WIDTH, name=f"{name}_rem", init=rem))
+
+        def stage(name: str) -> dict[str, Signal]:
+            step_int, step_rem = mixed(f"{name}_step", k.step)
+            t_int, t_rem = mixed(f"{name}_t", t0)
+            return {"step_int": step_int, "step_rem": step_rem, "t_int": t_int, "t_rem": t_rem,
+                    "den": Signal(SLOT_REM_WIDTH, name=f"{name}_den", init=k.den)}
+
+        # Stage 1: the written constants, with T.
+        s1, s2, s3 = stage("written"), stage("next"), stage("used")
         t_borrow = Signal()
         m.d.comb += t_borrow.eq(self.wrap_rem < self.step_rem)
-        k = self._reset
-        t_total = k.wrap - k.step
-        t_int0, t_rem0 = divmod(t_total, k.den)
-        t_int = Signal(OFFSET_WIDTH, init=t_int0)       # T in whole units (and + 1)
-        t_int1 = Signal(OFFSET_WIDTH, init=t_int0 + 1)
-        t_rem = Signal(SLOT_REM_WIDTH, init=t_rem0)
-        den_minus_t = Signal(SLOT_REM_WIDTH, init=k.den - t_rem0)
-        s_int1 = Signal(OFFSET_WIDTH + 1, init=k.step_int + 1)
-        den_minus_s = Signal(SLOT_REM_WIDTH, init=k.den - k.step_rem)
-        # Every candidate is computed beside the borrow comparison and selected by it, so no
-        # carry chain waits for another (the comparison, the subtraction and the + 1 in series
-        # were the tagger's critical path on ECP5 at 125 MHz).
         diff_int = self.wrap_int - self.step_int
         m.d.sync += [
-            t_int.eq(Mux(t_borrow, diff_int - 1, diff_int)),
-            t_int1.eq(Mux(t_borrow, diff_int, diff_int + 1)),
-            t_rem.eq(Mux(t_borrow, self.wrap_rem + self.den - self.step_rem,
-                         self.wrap_rem - self.step_rem)),
-            # den - t_rem: (step_rem - wrap_rem) after a borrow, else den - wrap_rem + step_rem
-            den_minus_t.eq(Mux(t_borrow, self.step_rem - self.wrap_rem,
-                               self.den - self.wrap_rem + self.step_rem)),
-            s_int1.eq(self.step_int + 1), den_minus_s.eq(self.den - self.step_rem),
+            s1["step_int"].eq(self.step_int), s1["step_rem"].eq(self.step_rem),
+            s1["den"].eq(self.den), s1["t_int"].eq(Mux(t_borrow, diff_int - 1, diff_int)),
+            s1["t_rem"].eq(Mux(t_borrow, self.wrap_rem + self.den - self.step_rem,
+                               self.wrap_rem - self.step_rem)),
         ]
+        # Stage 2: the next cycle's constants, with den − rem of each; stage 3: those in use.
+        next_den_minus_t = Signal(SLOT_REM_WIDTH, init=k.den - t0 % k.den)
+        next_den_minus_s = Signal(SLOT_REM_WIDTH, init=k.den - k.step_rem)
+        s_int1 = Signal(OFFSET_WIDTH + 1, init=k.step_int + 1)
+        den_minus_s = Signal(SLOT_REM_WIDTH, init=k.den - k.step_rem)
+        t_int1 = Signal(OFFSET_WIDTH, init=t0 // k.den + 1)
+        den_minus_t = Signal(SLOT_REM_WIDTH, init=k.den - t0 % k.den)
+        m.d.sync += [s2[name].eq(s1[name]) for name in s1]
+        m.d.sync += [s3[name].eq(s2[name]) for name in s2]
+        m.d.sync += [
+            next_den_minus_t.eq(s1["den"] - s1["t_rem"]),
+            next_den_minus_s.eq(s1["den"] - s1["step_rem"]),
+            s_int1.eq(s2["step_int"] + 1), den_minus_s.eq(next_den_minus_s),
+            t_int1.eq(s2["t_int"] + 1), den_minus_t.eq(next_den_minus_t),
+        ]
+        # Thresholds of the decision after next: T'' + T' and T'' − step' from stages 1 and 2
+        # (they take effect when stage 3 holds stage 2's constants).
+        wide = signed(OFFSET_WIDTH + 3)
+        both_int, both_rem = mixed("both", 2 * t0, wide)
+        less_int, less_rem = mixed("less", t0 - k.step, wide)
+        sum_carry, less_borrow = Signal(), Signal()
+        m.d.comb += [sum_carry.eq(s1["t_rem"] >= next_den_minus_t),   # t''_rem + t'_rem >= den
+                     less_borrow.eq(s1["t_rem"] < s2["step_rem"])]
+        both = s1["t_int"] + s2["t_int"]
+        less = s1["t_int"] - s2["step_int"]
+        m.d.sync += [
+            both_int.eq(Mux(sum_carry, both + 1, both)),
+            both_rem.eq(Mux(sum_carry, s1["t_rem"] - next_den_minus_t,
+                            s1["t_rem"] + s2["t_rem"])),
+            less_int.eq(Mux(less_borrow, less - 1, less)),
+            less_rem.eq(Mux(less_borrow, s1["t_rem"] + next_den_minus_s,
+                            s1["t_rem"] - s2["step_rem"])),
+        ]
+
         off, rem = self.offset, self.rem
         # candidate A, no boundary: (off, rem) + step
         carry_a = Signal()
         m.d.comb += carry_a.eq(rem >= den_minus_s)
-        off_a = Mux(carry_a, off + s_int1, off + self.step_int)
-        rem_a = Mux(carry_a, rem - den_minus_s, rem + self.step_rem)
+        off_a = Mux(carry_a, off + s_int1, off + s3["step_int"])
+        rem_a = Mux(carry_a, rem - den_minus_s, rem + s3["step_rem"])
         # candidate B, a boundary: (off, rem) − T
         borrow_b = Signal()
-        m.d.comb += borrow_b.eq(rem < t_rem)
-        off_b = Mux(borrow_b, off - t_int1, off - t_int)
-        rem_b = Mux(borrow_b, rem + den_minus_t, rem - t_rem)
-        boundary = Signal()
-        m.d.comb += boundary.eq((off > t_int) | ((off == t_int) & ~borrow_b))
+        m.d.comb += borrow_b.eq(rem < s3["t_rem"])
+        off_b = Mux(borrow_b, off - t_int1, off - s3["t_int"])
+        rem_b = Mux(borrow_b, rem + den_minus_t, rem - s3["t_rem"])
+
+        def at_least(whole, part, bound_int, bound_rem):
+            """(whole, part) >= (bound_int, bound_rem), both remainders in [0, den)."""
+            return (whole > bound_int) | ((whole == bound_int) & (part >= bound_rem))
+
+        boundary = Signal(init=t0 == 0)         # acc >= T (acc is 0 out of reset)
         with m.If(self.preload):
+            # the next cycle runs on stage 2's T
             m.d.sync += [self.slot.eq(self.preload_slot), self.offset.eq(self.preload_offset),
-                         self.rem.eq(self.preload_rem)]
+                         self.rem.eq(self.preload_rem),
+                         boundary.eq(at_least(self.preload_offset, self.preload_rem,
+                                              s2["t_int"], s2["t_rem"]))]
         with m.Elif(boundary):
             m.d.sync += [self.slot.eq(self.slot + 1), self.offset.eq(off_b),
-                         self.rem.eq(rem_b)]
+                         self.rem.eq(rem_b),
+                         boundary.eq(at_least(off, rem, both_int, both_rem))]
         with m.Else():
-            m.d.sync += [self.offset.eq(off_a), self.rem.eq(rem_a)]
+            m.d.sync += [self.offset.eq(off_a), self.rem.eq(rem_a),
+                         boundary.eq(at_least(off, rem, less_int, less_rem))]
         return m
 
 

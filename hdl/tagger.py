@@ -491,13 +491,23 @@ class Tagger(wiring.Component):
         for a, b in zip(time_pipe, time_pipe[1:], strict=False):
             m.d.sync += b.eq(a)
         # Which of the stages before the event FIFO may hold a hit (for the framer's flush).
-        # (Registered per channel, alongside words_q: a combinational OR of every sample bit
-        # into the framer was the critical path.)
+        # A word's samples are OR-ed in two registered levels (16 samples, then a channel's
+        # groups; the W-input OR in one cycle was the critical path), so a word's flag is known
+        # when the word reaches stage 1. The framer's flush is delayed by one cycle to match:
+        # it still waits for every word that entered before the flush.
+        group = 16
+        n_groups = -(-w // group)
+        groups = Signal(n * n_groups)
+        m.d.sync += groups.eq(Cat(*(self.words[ch][j:j + group].any()
+                                    for ch in range(n) for j in range(0, w, group))))
         channel_busy = Signal(n)
-        m.d.sync += channel_busy.eq(Cat(*(self.words[ch].any() for ch in range(n))))
+        m.d.sync += channel_busy.eq(Cat(*(groups[ch * n_groups:(ch + 1) * n_groups].any()
+                                          for ch in range(n))))
         words_busy = Signal()
         m.d.comb += words_busy.eq(channel_busy.any())
-        busy_pipe = Signal(ENCODER_LATENCY + 1)
+        flush = Signal()
+        m.d.sync += flush.eq(self.flush)
+        busy_pipe = Signal(ENCODER_LATENCY)
         m.d.sync += busy_pipe.eq(Cat(words_busy, busy_pipe[:-1]))
         pipe_busy = Signal()            # busy_pipe.any(), registered with it
         m.d.sync += pipe_busy.eq(words_busy | busy_pipe[:-1].any())
@@ -531,12 +541,13 @@ class Tagger(wiring.Component):
 
         # The event FIFO: one entry per cycle that has at least one accepted event.
         entry = data.StructLayout({"time": 64, "slot": SLOT_BITS, "offset": OFFSET_WIDTH,
-                                   "mask": n, "codes": data.ArrayLayout(cb, n)})
+                                   "mask": n, "single": 1, "codes": data.ArrayLayout(cb, n)})
         m.submodules.events = ev_fifo = fifo.SyncFIFOBuffered(
             width=entry.size, depth=c.fifo_depth)
         push = Signal(entry)
         m.d.comb += [push.time.eq(event_time.time), push.slot.eq(event_time.slot),
-                     push.offset.eq(event_time.offset), push.mask.eq(accept)]
+                     push.offset.eq(event_time.offset), push.mask.eq(accept),
+                     push.single.eq((accept & (accept - 1)) == 0)]
         for ch in range(n):
             m.d.comb += push.codes[ch].eq(codes[ch])
         m.d.comb += [ev_fifo.w_data.eq(push), ev_fifo.w_en.eq(accept.any())]
@@ -559,15 +570,14 @@ class Tagger(wiring.Component):
         # the cycle its last event issues, so single-event entries still go one per cycle.
         head = Signal(entry)
         head_valid = Signal()
-        done_mask = Signal(n)
+        # The head entry's events not yet issued, and whether that is only one (the entry's
+        # last), both registers: the read enable of the event FIFO depends on registers only.
         remaining = Signal(n)
-        m.d.comb += remaining.eq(head.mask & ~done_mask)
+        only_one = Signal()
         sel = Signal(range(n))
         for ch in reversed(range(n)):
             with m.If(remaining[ch]):
                 m.d.comb += sel.eq(ch)
-        only_one = Signal()
-        m.d.comb += only_one.eq((remaining & (remaining - 1)) == 0)
         valid = [Signal(name=f"valid{i}") for i in (1, 2, 3, 4)]   # calibration stages
         # Tags issued and not yet out of the output FIFO (those in the calibration stages plus
         # the FIFO's level), counted in a register, and whether there is room for one more,
@@ -592,15 +602,19 @@ class Tagger(wiring.Component):
                      ev_pop.eq(ev_fifo.r_en & ev_fifo.r_rdy)]
         m.d.sync += [ev_level.eq(ev_level + ev_push - ev_pop),
                      ev_empty.eq(~ev_push & (ev_empty | ((ev_level == 1) & ev_pop)))]
-        with m.If(issue):
-            with m.If(only_one):
-                m.d.sync += done_mask.eq(0)
-            with m.Else():
-                m.d.sync += done_mask.eq(done_mask | (1 << sel))
         load = Signal()                 # the head register is free after this cycle
         m.d.comb += [load.eq(~head_valid | (issue & only_one)), ev_fifo.r_en.eq(load)]
+        # (The event FIFO's output is its block RAM's: it goes straight into registers, so the
+        # entry carries whether its mask has a single event.)
+        after_issue = Signal(n)
+        m.d.comb += after_issue.eq(remaining & (remaining - 1))      # the lowest one issued
         with m.If(load):
-            m.d.sync += [head_valid.eq(ev_fifo.r_rdy), head.eq(ev_fifo.r_data)]
+            m.d.sync += [head_valid.eq(ev_fifo.r_rdy), head.eq(ev_fifo.r_data),
+                         remaining.eq(entry(ev_fifo.r_data).mask),
+                         only_one.eq(entry(ev_fifo.r_data).single)]
+        with m.Elif(issue):
+            m.d.sync += [remaining.eq(after_issue),
+                         only_one.eq((after_issue & (after_issue - 1)) == 0)]
 
         # Calibration lookup and timestamp assembly, stages L1..L4. No carry chain is longer
         # than 40 bits, and the block RAM's output (clock-to-out 4.26 ns on the ECP5, which has
@@ -672,7 +686,7 @@ class Tagger(wiring.Component):
             framer.i_data.eq(out_r.tag), framer.i_valid.eq(out_fifo.r_rdy & self.tag_stream),
             out_fifo.r_en.eq(Mux(self.tag_stream, framer.i_ready_early, 1)),
             framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
-            framer.flush.eq(self.flush), framer.expire.eq(skip),
+            framer.flush.eq(flush), framer.expire.eq(skip),
             framer.upstream_empty.eq(~words_busy & ~pipe_busy & ~accept.any() & ev_empty
                                      & ~head_valid & out_idle),
             self.tdata.eq(framer.tdata), self.tvalid.eq(framer.tvalid),

@@ -79,6 +79,10 @@ class ReceiverInterface:
     def set_slot_period(self, slot_period_ps: Fraction) -> None:
         """Program Alice's pulse period in ps, exactly (75.947 MHz: ``Fraction(10**9, 75947)``).
 
+        The slot clock runs on it from ``SLOT_CONSTANTS_LATENCY`` cycles after the last write,
+        from the phase it has reached. A period with another ``SLOT_DEN`` passes through
+        intermediate register combinations while it is written: :meth:`align` again after it.
+
         Raises
         ------
         DeviceError

@@ -22,10 +22,10 @@ What the model does not reproduce is listed in ``docs/CORE.md`` ("Reference-mode
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from tbqkd.hdl.config import CAL_FRAC_BITS, TaggerConfig
+from tbqkd.hdl.config import CAL_FRAC_BITS, SLOT_CONSTANTS_LATENCY, TaggerConfig
 from tbqkd.hdl.golden import encode_words
 from tbqkd.hdl.golden_classifier import CLASSIFIER_LATENCY, ClassifierConfig, ClassifierModel
 from tbqkd.hdl.golden_histogram import HistogramModel, SpareState
@@ -103,17 +103,26 @@ class _Clock:
     step: int = 1
     wrap: int = 1
     den: int = 1
+    #: The slot clock before ``origin`` when it changed constants there (a write of the slot
+    #: period takes effect a few cycles after the write, :data:`SLOT_CONSTANTS_LATENCY`).
+    before: _Clock | None = None
 
     def time_at(self, cycle: int, num: int, den: int) -> int:
         return (self.time + (self.rem + (cycle - self.origin) * num) // den) & _MASK64
 
     def slot_state(self, cycle: int) -> tuple[int, int]:
         """``(slot, acc)`` of the slot clock in ``cycle``."""
+        if self.before is not None and cycle < self.origin:
+            return self.before.slot_state(cycle)
         slots, acc = divmod(self.acc + (cycle - self.origin) * self.step, self.wrap)
         return (self.slot + slots) & _SLOT_MASK, acc
 
     def first_cycle_at_slot(self, slot: int) -> int:
         """The first cycle whose slot counter has reached ``slot`` (no 48-bit wrap)."""
+        if self.before is not None:
+            cycle = self.before.first_cycle_at_slot(slot)
+            if cycle < self.origin:
+                return cycle
         need = (slot - self.slot) * self.wrap - self.acc
         return self.origin + max(0, -(-need // self.step))
 
@@ -630,9 +639,21 @@ class ModelDevice(Device):
         self._histogram_events(arrival, chan, phase)
         self._classify(arrival, slot, phase, chan)
 
-    def _stamp(self, base: int, k: np.ndarray, cal: np.ndarray, delay: np.ndarray):
-        """Timestamps and (slot, phase) of tags in cycles ``base + k`` (exact integers)."""
-        c, clk = self.config, self._clock
+    def _stamp(self, base: int, k: np.ndarray, cal: np.ndarray, delay: np.ndarray,
+               clk: _Clock | None = None):
+        """Timestamps and (slot, phase) of tags in cycles ``base + k`` (exact integers, ``k``
+        ascending)."""
+        c, clk = self.config, clk or self._clock
+        if clk.before is not None and base < clk.origin:
+            cut = int(np.searchsorted(k, clk.origin - base))
+            if cut == len(k):
+                return self._stamp(base, k, cal, delay, clk.before)
+            second = self._stamp(clk.origin, k[cut:] - (clk.origin - base), cal[cut:],
+                                 delay[cut:], replace(clk, before=None))
+            if cut == 0:
+                return second
+            first = self._stamp(base, k[:cut], cal[:cut], delay[:cut], clk.before)
+            return tuple(np.concatenate(p) for p in zip(first, second, strict=True))
         t_base = clk.time_at(base, c.period_num, c.period_den)
         rem_base = (clk.rem + (base - clk.origin) * c.period_num) % c.period_den
         slot_base, acc_base = clk.slot_state(base)
@@ -661,14 +682,21 @@ class ModelDevice(Device):
         step = v["SLOT_STEP_INT"] * den + v["SLOT_STEP_REM"]
         wrap = v["SLOT_WRAP_INT"] * den + v["SLOT_WRAP_REM"]
         clk = self._clock
-        if rebase:
-            slot, acc = clk.slot_state(self._cycle)
-            offset, rem = divmod(acc, clk.den)
-            clk.time = clk.time_at(self._cycle, self.config.period_num, self.config.period_den)
-            clk.rem = (clk.rem + (self._cycle - clk.origin) * self.config.period_num) \
-                % self.config.period_den
-            clk.origin, clk.slot, clk.acc = self._cycle, slot, offset * den + rem
-        clk.step, clk.wrap, clk.den = max(step, 1), max(wrap, 1), den
+        if not rebase:
+            clk.step, clk.wrap, clk.den = max(step, 1), max(wrap, 1), den
+            return
+        # The register holds the value from the next cycle; the slot clock runs on it
+        # SLOT_CONSTANTS_LATENCY cycles later, from the state it has reached then.
+        switch = self._cycle + 1 + SLOT_CONSTANTS_LATENCY
+        if clk.before is not None and clk.origin <= self._cycle:
+            clk.before = None                    # an earlier change has taken effect
+        slot, acc = clk.slot_state(switch)
+        offset, rem = divmod(acc, clk.den)
+        c = self.config
+        self._clock = _Clock(origin=switch, time=clk.time_at(switch, c.period_num, c.period_den),
+                             rem=(clk.rem + (switch - clk.origin) * c.period_num) % c.period_den,
+                             slot=slot, acc=offset * den + rem, step=max(step, 1),
+                             wrap=max(wrap, 1), den=den, before=clk)
 
     def _preload(self) -> None:
         v = self._values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import cocotb
 import numpy as np
@@ -51,7 +52,8 @@ async def check_from(dut, k: SlotClockConstants, start: tuple[int, int, int] | N
 async def test_slot_clock_matches_model(dut):
     """Each ratio (one slot per cycle, exactly 3, fractional, just above 1): out of reset (the
     build's own constants) and after preloads, one of them just below the slot counter's wrap
-    at 2^48, every cycle's (slot, offset, rem) equals the exact model."""
+    at 2^48, and 40 random tiny ratios, every cycle's (slot, offset, rem) equals the exact
+    model."""
     ratios = json.loads(os.environ["TBQKD_SLOT_CLOCKS"])
     reset_name = os.environ["TBQKD_SLOT_CLOCK_RESET"]
     rng = np.random.default_rng(5)
@@ -69,6 +71,82 @@ async def test_slot_clock_matches_model(dut):
                                   int(rng.integers(0, k.den))), 2000)
         await check_from(dut, k, ((1 << SLOT_BITS) - 3, int(rng.integers(0, k.wrap_int)),
                                   int(rng.integers(0, k.den))), 2000)
+    # Tiny constants (a few units per cycle and per slot): every comparison of the clock
+    # meets its threshold's whole part, with and without a borrow in the remainder.
+    for _ in range(40):
+        den = int(rng.integers(1, 8))
+        step = int(rng.integers(1, 6 * den))
+        wrap = int(rng.integers(step, 4 * step + 2))
+        k = SlotClockConstants(step // den, step % den, wrap // den, wrap % den, den)
+        for field in ("step_int", "step_rem", "wrap_int", "wrap_rem", "den"):
+            getattr(dut, field).value = getattr(k, field)
+        await ClockCycles(dut.clk, 2)
+        acc = int(rng.integers(0, wrap))
+        await check_from(dut, k, (int(rng.integers(0, 1 << 20)), acc // den, acc % den), 200)
+
+
+def clock_state(dut) -> tuple[int, int, int]:
+    return int(dut.slot.value), int(dut.offset.value), int(dut.rem.value)
+
+
+def set_constants(dut, k: SlotClockConstants) -> None:
+    for field in ("step_int", "step_rem", "wrap_int", "wrap_rem", "den"):
+        getattr(dut, field).value = getattr(k, field)
+
+
+async def change_constants(dut, k: SlotClockConstants, make_new, cycles: int):
+    """Write ``make_new(k, acc)`` while the clock runs on ``k`` (``acc``: the accumulator in the
+    first cycle on the new constants); check every cycle: three more on ``k``, then on the new
+    constants from the state reached. Returns the new constants."""
+    await ReadOnly()
+    before = clock_state(dut)
+    await RisingEdge(dut.clk)
+    old = SlotClockModel(k, *before)
+    switch = old.state(4)                   # three cycles after the write
+    new = make_new(k, switch[1] * k.den + switch[2])
+    set_constants(dut, new)
+    assert switch[1] * new.den + switch[2] < new.wrap and switch[2] < new.den
+    after = SlotClockModel(new, *switch)
+    for cycle in range(1, 4 + cycles):
+        await ReadOnly()
+        want = old.state(cycle) if cycle < 4 else after.state(cycle - 4)
+        assert clock_state(dut) == want, f"cycle {cycle} after writing {new} at {before}"
+        await RisingEdge(dut.clk)
+    return new
+
+
+@cocotb.test()
+async def test_slot_clock_follows_new_constants(dut):
+    """Slot periods written while the clock runs (no preload) take effect three cycles after
+    the write; the clock goes on from the state it reached, every cycle as the model says:
+    longer, shorter, a faster clock, then 60 random tiny ratios one after the other (a few
+    units per cycle, so that the transitions meet slot boundaries)."""
+    ratios = json.loads(os.environ["TBQKD_SLOT_CLOCKS"])
+    k = SlotClockConstants(**ratios[os.environ["TBQKD_SLOT_CLOCK_RESET"]])
+    set_constants(dut, k)
+    dut.preload.value = 0
+    await reset(dut)
+    await ClockCycles(dut.clk, 777)
+    for make_new in (lambda k, acc: replace(k, wrap_int=k.wrap_int + 4321, wrap_rem=k.den - 1),
+                     lambda k, acc: replace(k, wrap_int=max(k.wrap_int - 97, acc // k.den + 1),
+                                            wrap_rem=0),
+                     lambda k, acc: replace(k, step_int=k.step_int + 5,
+                                            step_rem=k.step_rem // 2)):
+        k = await change_constants(dut, k, make_new, 500)
+    rng = np.random.default_rng(8)
+    den = 5
+    k = SlotClockConstants(1, 3, 4, 1, den)
+    set_constants(dut, k)
+    await ClockCycles(dut.clk, 2)
+    await check_from(dut, k, (123, 2, 4), 20)
+
+    def tiny(k: SlotClockConstants, acc: int) -> SlotClockConstants:
+        step = int(rng.integers(1, 6 * den))
+        wrap = int(rng.integers(max(step, acc + 1), max(step, acc + 1) + 3 * step + 2))
+        return SlotClockConstants(step // den, step % den, wrap // den, wrap % den, den)
+
+    for _ in range(60):
+        k = await change_constants(dut, k, tiny, int(rng.integers(0, 12)))
 
 
 @cocotb.test()

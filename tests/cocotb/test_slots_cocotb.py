@@ -20,13 +20,15 @@ RATIOS = {
 
 
 @pytest.mark.verilator
-def test_slot_clock():
+@pytest.mark.parametrize("testcase", ["test_slot_clock_matches_model",
+                                      "test_slot_clock_follows_new_constants"])
+def test_slot_clock(testcase):
     """One build (reset constants: the fractional ratio); every ratio driven at run time."""
     constants = {name: slot_clock_constants(*periods).__dict__
                  for name, periods in RATIOS.items()}
     reset = slot_clock_constants(*RATIOS["fractional"])
     run_block_test("slot_clock", lambda: SlotClock(reset), test_module="slots_tests",
-                   testcase="test_slot_clock_matches_model",
+                   testcase=testcase,
                    extra_env={"TBQKD_SLOT_CLOCKS": json.dumps(constants),
                               "TBQKD_SLOT_CLOCK_RESET": "fractional"})
 

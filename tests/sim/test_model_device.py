@@ -214,6 +214,32 @@ def test_pipeline_latencies_equal_the_compiled_core(verilator, model):
     assert sides == {0, 1}                 # clicks on both sides of the boundary were tried
 
 
+@pytest.mark.verilator
+def test_slot_period_change_equals_the_compiled_core(verilator, model):
+    """Slot periods written while clicks arrive (ten changes by -1000 to +401 ps): clicks in
+    every cycle around each switch, SLOT_CONSTANTS_LATENCY cycles after the write, get the
+    same slots and phases on both. (Switching one cycle earlier or later in the model fails
+    this.)"""
+    offset = int(FRONTEND.sample_offsets_ps()[-1]) - 50
+    runs = []
+    for device in (verilator, model):
+        configure(device)
+        rx, tagger = ReceiverInterface(device), TaggerInterface(device)
+        for ch in range(1, CONFIG.n_channels):
+            tagger.set_channel(ch, dead_time_cycles=0)
+        for delta in (166, 97, -310, 13, 401, -77, 250, 5, -1000, 60):
+            device.feed(None, 1_000)
+            rx.set_slot_period(CONFIG.slot_period + delta)     # the same SLOT_DEN
+            cycles = device.cycle + np.arange(1, 25)
+            device.feed_events(FRONTEND, cycles * 4000 + offset, cycles % 4 + 1)
+        device.feed(None, 1_000, drain=True)
+        runs.append({"announce": rx.read_announcements(), "histogram": rx.histogram(),
+                     "cycle": device.cycle})
+    want, got = runs
+    assert_same(got, want)
+    assert got["histogram"].sum() == 240 and len(got["announce"]["seq"]) > 50
+
+
 def erroneous(seq, slot, basis):
     """Missing, duplicated, wrong-slot and early answers among good ones."""
     seq, slot, basis = (np.asarray(a, np.uint64).copy() for a in (seq, slot, basis))
