@@ -490,24 +490,19 @@ class Tagger(wiring.Component):
                      time_pipe[0].slot.eq(sc.slot), time_pipe[0].offset.eq(sc.offset)]
         for a, b in zip(time_pipe, time_pipe[1:], strict=False):
             m.d.sync += b.eq(a)
-        # Which of the stages before the event FIFO may hold a hit (for the framer's flush).
-        # A word's samples are OR-ed in two registered levels (16 samples, then a channel's
-        # groups; the W-input OR in one cycle was the critical path), so a word's flag is known
-        # when the word reaches stage 1. The framer's flush is delayed by one cycle to match:
-        # it still waits for every word that entered before the flush.
-        group = 16
-        n_groups = -(-w // group)
-        groups = Signal(n * n_groups)
-        m.d.sync += groups.eq(Cat(*(self.words[ch][j:j + group].any()
-                                    for ch in range(n) for j in range(0, w, group))))
+        # Which of the stages before the event FIFO may hold a hit (for the framer's flush),
+        # registered per channel alongside words_q. A delay-line word holds a hit exactly when
+        # its newest sample is high and the previous word's was low (the encoder's test), one
+        # gate per channel; an oversampling word (a few samples) when any sample is high.
         channel_busy = Signal(n)
-        m.d.sync += channel_busy.eq(Cat(*(groups[ch * n_groups:(ch + 1) * n_groups].any()
-                                          for ch in range(n))))
+        if c.frontend == "delay_line":
+            m.d.sync += channel_busy.eq(Cat(*(self.words[ch][w - 1] & ~words_q[ch][w - 1]
+                                              for ch in range(n))))
+        else:
+            m.d.sync += channel_busy.eq(Cat(*(self.words[ch].any() for ch in range(n))))
         words_busy = Signal()
         m.d.comb += words_busy.eq(channel_busy.any())
-        flush = Signal()
-        m.d.sync += flush.eq(self.flush)
-        busy_pipe = Signal(ENCODER_LATENCY)
+        busy_pipe = Signal(ENCODER_LATENCY + 1)
         m.d.sync += busy_pipe.eq(Cat(words_busy, busy_pipe[:-1]))
         pipe_busy = Signal()            # busy_pipe.any(), registered with it
         m.d.sync += pipe_busy.eq(words_busy | busy_pipe[:-1].any())
@@ -686,7 +681,7 @@ class Tagger(wiring.Component):
             framer.i_data.eq(out_r.tag), framer.i_valid.eq(out_fifo.r_rdy & self.tag_stream),
             out_fifo.r_en.eq(Mux(self.tag_stream, framer.i_ready_early, 1)),
             framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
-            framer.flush.eq(flush), framer.expire.eq(skip),
+            framer.flush.eq(self.flush), framer.expire.eq(skip),
             framer.upstream_empty.eq(~words_busy & ~pipe_busy & ~accept.any() & ev_empty
                                      & ~head_valid & out_idle),
             self.tdata.eq(framer.tdata), self.tvalid.eq(framer.tvalid),
