@@ -569,6 +569,11 @@ class Tagger(wiring.Component):
         # last), both registers: the read enable of the event FIFO depends on registers only.
         remaining = Signal(n)
         only_one = Signal()
+        # "only one left" from the entry just loaded (the block RAM's bit, straight into a
+        # register) or after an issue, selected by which happened last: no logic between the
+        # RAM's output and a register.
+        loaded_single, issued_single, fresh = Signal(), Signal(), Signal()
+        m.d.comb += only_one.eq(Mux(fresh, loaded_single, issued_single))
         sel = Signal(range(n))
         for ch in reversed(range(n)):
             with m.If(remaining[ch]):
@@ -606,10 +611,10 @@ class Tagger(wiring.Component):
         with m.If(load):
             m.d.sync += [head_valid.eq(ev_fifo.r_rdy), head.eq(ev_fifo.r_data),
                          remaining.eq(entry(ev_fifo.r_data).mask),
-                         only_one.eq(entry(ev_fifo.r_data).single)]
+                         loaded_single.eq(entry(ev_fifo.r_data).single), fresh.eq(1)]
         with m.Elif(issue):
-            m.d.sync += [remaining.eq(after_issue),
-                         only_one.eq((after_issue & (after_issue - 1)) == 0)]
+            m.d.sync += [remaining.eq(after_issue), fresh.eq(0),
+                         issued_single.eq((after_issue & (after_issue - 1)) == 0)]
 
         # Calibration lookup and timestamp assembly, stages L1..L4. No carry chain is longer
         # than 40 bits, and the block RAM's output (clock-to-out 4.26 ns on the ECP5, which has
