@@ -566,7 +566,7 @@ class Tagger(wiring.Component):
         head = Signal(entry)
         head_valid = Signal()
         # The head entry's events not yet issued, and whether that is only one (the entry's
-        # last), both registers: the read enable of the event FIFO depends on registers only.
+        # last), kept in registers: the event FIFO's read enable is one gate from registers.
         remaining = Signal(n)
         only_one = Signal()
         # "only one left" from the entry just loaded (the block RAM's bit, straight into a
