@@ -10,7 +10,7 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-from tbqkd.hdl.config import SlotClockConstants
+from tbqkd.hdl.config import SLOT_CONSTANTS_LATENCY, SlotClockConstants
 from tbqkd.hdl.golden import SlotClockModel, map_to_slot
 from tbqkd.hdl.records import SLOT_BITS
 
@@ -60,8 +60,7 @@ async def test_slot_clock_matches_model(dut):
     names = [reset_name] + [n for n in ratios if n != reset_name]
     for index, name in enumerate(names):
         k = SlotClockConstants(**ratios[name])
-        for field in ("step_int", "step_rem", "wrap_int", "wrap_rem", "den"):
-            getattr(dut, field).value = getattr(k, field)
+        set_constants(dut, k)
         if index == 0:
             dut.preload.value = 0
             await reset(dut)
@@ -78,8 +77,7 @@ async def test_slot_clock_matches_model(dut):
         step = int(rng.integers(1, 6 * den))
         wrap = int(rng.integers(step, 4 * step + 2))
         k = SlotClockConstants(step // den, step % den, wrap // den, wrap % den, den)
-        for field in ("step_int", "step_rem", "wrap_int", "wrap_rem", "den"):
-            getattr(dut, field).value = getattr(k, field)
+        set_constants(dut, k)
         await ClockCycles(dut.clk, 2)
         acc = int(rng.integers(0, wrap))
         await check_from(dut, k, (int(rng.integers(0, 1 << 20)), acc // den, acc % den), 200)
@@ -102,14 +100,15 @@ async def change_constants(dut, k: SlotClockConstants, make_new, cycles: int):
     before = clock_state(dut)
     await RisingEdge(dut.clk)
     old = SlotClockModel(k, *before)
-    switch = old.state(4)                   # three cycles after the write
+    first_new = SLOT_CONSTANTS_LATENCY + 1  # counted from `before`, the cycle before the write
+    switch = old.state(first_new)
     new = make_new(k, switch[1] * k.den + switch[2])
     set_constants(dut, new)
     assert switch[1] * new.den + switch[2] < new.wrap and switch[2] < new.den
     after = SlotClockModel(new, *switch)
-    for cycle in range(1, 4 + cycles):
+    for cycle in range(1, first_new + cycles):
         await ReadOnly()
-        want = old.state(cycle) if cycle < 4 else after.state(cycle - 4)
+        want = old.state(cycle) if cycle < first_new else after.state(cycle - first_new)
         assert clock_state(dut) == want, f"cycle {cycle} after writing {new} at {before}"
         await RisingEdge(dut.clk)
     return new
