@@ -66,6 +66,8 @@ def absorb_bram_output_registers(netlist: dict, top: str) -> list[str]:
             if folds is None:
                 continue
             flops, enable, reset = folds
+            if reset is not None and not _reset_free(conn, params, ports, reset):
+                continue
             for pin, ff in flops.items():
                 conn[pin] = cells[ff]["connections"]["Q"]
                 del cells[ff]
@@ -77,6 +79,19 @@ def absorb_bram_output_registers(netlist: dict, top: str) -> list[str]:
                 params["RESETMODE"] = "SYNC"
             changed.append(name)
     return changed
+
+
+def _reset_free(conn: dict, params: dict, ports: tuple[str, ...], reset: list) -> bool:
+    """Whether the RAM's ``ports`` may take ``reset`` as a synchronous reset: each port's
+    reset is unused or already ``reset``, and no other port relies on an asynchronous one
+    (``RESETMODE`` is one setting for both ports)."""
+    for x in _PORTS:
+        own = conn.get(f"RST{x}", ["0"])
+        if x in ports and own not in (["0"], reset):
+            return False
+        if x not in ports and own != ["0"] and params.get("RESETMODE", "SYNC") != "SYNC":
+            return False
+    return True
 
 
 def _foldable(cells: dict, conn: dict, pins: list[str], ctl: str,
