@@ -594,11 +594,10 @@ class Tagger(wiring.Component):
         out_depth = 8
         out_entry = data.StructLayout({"tag": struct_layout(TAG), "slot": SLOT_BITS,
                                        "phase_sum": signed(PHASE_SUM_WIDTH)})
-        m.submodules.out = out_fifo = CollisionFreeFIFO(width=out_entry.size,
-                                                             depth=out_depth)
-        # The head entry is registered out of the FIFO (its block RAM has no output register,
-        # and its clock-to-out would otherwise feed the select logic below): it is reloaded in
-        # the cycle its last event issues, so single-event entries still go one per cycle.
+        m.submodules.out = out_fifo = CollisionFreeFIFO(width=out_entry.size, depth=out_depth)
+        # The head entry is registered straight from the FIFO's block RAM (on the ECP5 that is
+        # the RAM's own output register, see tbqkd.hdl.ecp5): it is reloaded in the cycle its
+        # last event issues, so single-event entries still go one per cycle.
         head = Signal(entry)
         head_valid = Signal()
         # The head entry's events not yet issued, and whether that is only one (the entry's
