@@ -75,6 +75,15 @@ class CounterBank(wiring.Component):
         n, low_bits = self._n, self.low_bits
         high_bits = self._width - low_bits
 
+        # Every input is registered first (the increments come from logic all over the core,
+        # and the low-bit incrementers are not where its paths should end). Reads are delayed
+        # with the counts, so a read still answers the count of its own read_en cycle, one
+        # cycle later (READ_LATENCY includes it).
+        inc, clear = Signal(n), Signal(n)
+        read_en, read_addr = Signal(), Signal(range(n))
+        m.d.sync += [inc.eq(self.inc), clear.eq(self.clear), read_en.eq(self.read_en),
+                     read_addr.eq(self.read_addr)]
+
         low = Array(Signal(low_bits, name=f"low{k}") for k in range(n))
         carry = Array(Signal(name=f"carry{k}") for k in range(n))
         # RAM word not yet valid (after reset or a clear): the upper bits read as zero
@@ -90,17 +99,17 @@ class CounterBank(wiring.Component):
             Signal(), Signal(range(n)), Signal(), Signal(), Signal())
         s2_valid, s2_addr, s2_carry, s2_cleared = Signal(), Signal(range(n)), Signal(), Signal()
         s2_word = Signal(high_bits)
-        service = ~self.read_en
+        service = ~read_en
         with m.If(service):
             m.d.sync += pointer.eq(Mux(pointer == n - 1, 0, pointer + 1))
-        m.d.comb += [rd.addr.eq(Mux(service, pointer, self.read_addr)), rd.en.eq(1)]
+        m.d.comb += [rd.addr.eq(Mux(service, pointer, read_addr)), rd.en.eq(1)]
         m.d.sync += [
             s1_valid.eq(service), s1_addr.eq(pointer), s1_carry.eq(carry[pointer]),
-            s1_zero.eq(zero[pointer]), s1_cleared.eq(self.clear.bit_select(pointer, 1)),
+            s1_zero.eq(zero[pointer]), s1_cleared.eq(clear.bit_select(pointer, 1)),
             s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_carry.eq(s1_carry),
             s2_word.eq(Mux(s1_zero, 0, rd.data)),
             # a clear after S0 voids the service: the flags it captured are stale
-            s2_cleared.eq(s1_cleared | self.clear.bit_select(s1_addr, 1)),
+            s2_cleared.eq(s1_cleared | clear.bit_select(s1_addr, 1)),
         ]
         retire = Signal()
         m.d.comb += [
@@ -111,9 +120,9 @@ class CounterBank(wiring.Component):
         for k in range(n):
             total = Signal(low_bits + 1, name=f"total{k}")
             retired = Signal(name=f"retired{k}")
-            m.d.comb += [total.eq(low[k] + self.inc[k]), retired.eq(retire & (s2_addr == k))]
-            with m.If(self.clear[k]):
-                m.d.sync += [low[k].eq(self.inc[k]), carry[k].eq(0), zero[k].eq(1)]
+            m.d.comb += [total.eq(low[k] + inc[k]), retired.eq(retire & (s2_addr == k))]
+            with m.If(clear[k]):
+                m.d.sync += [low[k].eq(inc[k]), carry[k].eq(0), zero[k].eq(1)]
             with m.Else():
                 m.d.sync += [low[k].eq(total[:low_bits]),
                              carry[k].eq((carry[k] & ~(retired & s2_carry)) | total[low_bits])]
@@ -127,12 +136,12 @@ class CounterBank(wiring.Component):
         r2_valid, r2_low, r2_carry = Signal(), Signal(low_bits), Signal()
         r2_high = Signal(high_bits)
         m.d.sync += [
-            r1_valid.eq(self.read_en),
+            r1_valid.eq(read_en),
             r2_valid.eq(r1_valid), self.read_valid.eq(r2_valid),
         ]
-        with m.If(self.read_en):
-            m.d.sync += [r1_low.eq(low[self.read_addr]), r1_carry.eq(carry[self.read_addr]),
-                         r1_zero.eq(zero[self.read_addr])]
+        with m.If(read_en):
+            m.d.sync += [r1_low.eq(low[read_addr]), r1_carry.eq(carry[read_addr]),
+                         r1_zero.eq(zero[read_addr])]
         with m.If(r1_valid):
             m.d.sync += [r2_low.eq(r1_low), r2_carry.eq(r1_carry),
                          r2_high.eq(Mux(r1_zero, 0, rd.data))]

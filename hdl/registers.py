@@ -32,7 +32,7 @@ SIFTER_COUNTERS = ("detections", "announced", "answers", "sifted_z", "sifted_x",
 #: Extra cycles a read of a counter kept in the register bank's counter bank takes
 #: (:class:`tbqkd.hdl.counters.CounterBank`): it answers with the count of the cycle the read
 #: was accepted in, ``COUNTER_READ_LATENCY`` cycles later than the other registers.
-COUNTER_READ_LATENCY = 3
+COUNTER_READ_LATENCY = 4
 
 
 def bank_counters(n_channels: int) -> tuple[str, ...]:
