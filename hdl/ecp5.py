@@ -25,10 +25,6 @@ _RAM = "DP16KD"
 _PORTS = ("A", "B")
 
 
-def _is_const(bits: list) -> bool:
-    return all(isinstance(b, str) for b in bits)
-
-
 def absorb_bram_output_registers(netlist: dict, top: str) -> list[str]:
     """Move the flip-flops that directly follow each ``DP16KD`` read port of module ``top``
     into the RAM (module docstring); returns the names of the RAMs changed.
@@ -66,7 +62,7 @@ def absorb_bram_output_registers(netlist: dict, top: str) -> list[str]:
             if folds is None:
                 continue
             flops, enable, reset = folds
-            if reset is not None and not _reset_free(conn, params, ports, reset):
+            if not _resets_agree(conn, params, ports, reset):
                 continue
             for pin, ff in flops.items():
                 conn[pin] = cells[ff]["connections"]["Q"]
@@ -81,15 +77,17 @@ def absorb_bram_output_registers(netlist: dict, top: str) -> list[str]:
     return changed
 
 
-def _reset_free(conn: dict, params: dict, ports: tuple[str, ...], reset: list) -> bool:
-    """Whether the RAM's ``ports`` may take ``reset`` as a synchronous reset: each port's
-    reset is unused or already ``reset``, and no other port relies on an asynchronous one
-    (``RESETMODE`` is one setting for both ports)."""
+def _resets_agree(conn: dict, params: dict, ports: tuple[str, ...],
+                  reset: list | None) -> bool:
+    """Whether the RAM's ``ports`` may take the flip-flops' synchronous ``reset`` (``None``:
+    they have none): each port's own reset is unused, or already that reset, and no other
+    port relies on an asynchronous one (``RESETMODE`` is one setting for both ports)."""
     for x in _PORTS:
         own = conn.get(f"RST{x}", ["0"])
-        if x in ports and own not in (["0"], reset):
+        if x in ports and own != ["0"] and own != reset:
             return False
-        if x not in ports and own != ["0"] and params.get("RESETMODE", "SYNC") != "SYNC":
+        if (x not in ports and reset is not None and own != ["0"]
+                and params.get("RESETMODE", "SYNC") != "SYNC"):
             return False
     return True
 
@@ -98,7 +96,8 @@ def _foldable(cells: dict, conn: dict, pins: list[str], ctl: str,
               sinks: dict[int, list[tuple[str, str]]], top_ports: set[int]):
     """For a read port's output ``pins`` controlled by port ``ctl``: ``(flop per pin,
     enable bits, reset bits or None)`` if every used output feeds exactly one foldable
-    flip-flop with common controls, else ``None``."""
+    flip-flop with common controls, else ``None``. The RAM's own resets are checked by
+    :func:`_resets_agree`."""
     flops: dict[str, str] = {}
     controls = set()
     for pin in pins:
@@ -127,13 +126,8 @@ def _foldable(cells: dict, conn: dict, pins: list[str], ctl: str,
     if not flops or len(controls) != 1:
         return None
     enable, reset = controls.pop()
-    own_reset = tuple(conn[f"RST{ctl}"])
-    if _is_const(list(reset)) and reset != ("1",):
-        reset_bits = None                               # the flip-flops have no reset
-        if not (_is_const(list(own_reset)) and own_reset == ("0",)):
-            return None
-    elif own_reset in (("0",), reset):
-        reset_bits = list(reset)
-    else:
-        return None
-    return flops, list(enable), reset_bits
+    if reset == ("0",):
+        return flops, list(enable), None                # the flip-flops have no reset
+    if all(isinstance(b, str) for b in reset):
+        return None                                     # held in reset: leave it alone
+    return flops, list(enable), list(reset)

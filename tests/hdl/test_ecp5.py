@@ -98,6 +98,16 @@ def test_register_after_the_ram_moves_into_it(tmp_path):
                    for c in cells.values())
 
 
+def test_a_port_with_another_reset_of_its_own_stays_as_it_is(tmp_path):
+    """The RAM's read port already resets on ``load`` (changed in the netlist): the flip-flops'
+    reset ``rst`` cannot be added to it, so nothing moves."""
+    netlist = _netlist(_RegisteredRam(), tmp_path)
+    for ram in _rams(netlist):
+        ram["connections"]["RSTB"] = _net(netlist, "load")
+    assert absorb_bram_output_registers(netlist, "ram_top") == []
+    assert all(r["parameters"]["REGMODE_B"] == "NOREG" for r in _rams(netlist))
+
+
 def test_read_data_that_also_feeds_logic_stays_unregistered(tmp_path):
     netlist = _netlist(_RegisteredRam("logic"), tmp_path)
     assert absorb_bram_output_registers(netlist, "ram_top") == []
