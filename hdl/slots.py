@@ -14,7 +14,7 @@ in either direction. Phases leave in whole picoseconds, rounded down.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -84,10 +84,13 @@ class SlotClock(wiring.Component):
         s1, s2, s3 = stage("written"), stage("next"), stage("used")
         t_borrow = Signal()
         m.d.comb += t_borrow.eq(self.wrap_rem < self.step_rem)
+        # Every "x ± y ± 1" below is one carry chain (a - b - 1 = a + ~b, and a + b + 1 as the
+        # high bits of (a, 1) + (b, 1)), beside its comparison, not a second chain after it.
         diff_int = self.wrap_int - self.step_int
+        diff_int_less1 = (self.wrap_int + ~self.step_int)[:OFFSET_WIDTH]
         m.d.sync += [
             s1["step_int"].eq(self.step_int), s1["step_rem"].eq(self.step_rem),
-            s1["den"].eq(self.den), s1["t_int"].eq(Mux(t_borrow, diff_int - 1, diff_int)),
+            s1["den"].eq(self.den), s1["t_int"].eq(Mux(t_borrow, diff_int_less1, diff_int)),
             s1["t_rem"].eq(Mux(t_borrow, self.wrap_rem + self.den - self.step_rem,
                                self.wrap_rem - self.step_rem)),
         ]
@@ -115,12 +118,15 @@ class SlotClock(wiring.Component):
         m.d.comb += [sum_carry.eq(s1["t_rem"] >= next_den_minus_t),   # t''_rem + t'_rem >= den
                      less_borrow.eq(s1["t_rem"] < s2["step_rem"])]
         both = s1["t_int"] + s2["t_int"]
+        both_plus1 = (Cat(Const(1, 1), s1["t_int"]) + Cat(Const(1, 1), s2["t_int"]))[1:]
         less = s1["t_int"] - s2["step_int"]
+        less_minus1 = (Cat(s1["t_int"], Const(0, 1)).as_signed()
+                       + ~Cat(s2["step_int"], Const(0, 1)).as_signed())
         m.d.sync += [
-            both_int.eq(Mux(sum_carry, both + 1, both)),
+            both_int.eq(Mux(sum_carry, both_plus1, both)),
             both_rem.eq(Mux(sum_carry, s1["t_rem"] - next_den_minus_t,
                             s1["t_rem"] + s2["t_rem"])),
-            less_int.eq(Mux(less_borrow, less - 1, less)),
+            less_int.eq(Mux(less_borrow, less_minus1, less)),
             less_rem.eq(Mux(less_borrow, s1["t_rem"] + next_den_minus_s,
                             s1["t_rem"] - s2["step_rem"])),
         ]
@@ -140,18 +146,23 @@ class SlotClock(wiring.Component):
         def at_least(whole, part, bound_int, bound_rem):
             """(whole, part) >= (bound_int, bound_rem), both remainders in [0, den).
 
-            One carry chain: (part, whole) and (bound_rem, bound_int) concatenated compare as
-            the mixed numbers do, for a bound whose whole part lies in [0, 2^OFFSET_WIDTH);
-            below it the answer is yes, above it no (``whole`` is never that large).
+            Carry select: the remainders' comparison picks the wholes' ``>=`` or ``>``, three
+            carry chains side by side instead of one through both (the 60-bit chain was the
+            tagger's ECP5 critical path). For a bound whose whole part lies in
+            [0, 2^OFFSET_WIDTH); below it the answer is yes, above it no (``whole`` is never
+            that large).
             """
             assert len(part) == len(bound_rem) and len(whole) == OFFSET_WIDTH
+
+            def compare(bound_whole):
+                return Mux(part >= bound_rem, whole >= bound_whole, whole > bound_whole)
+
             if not bound_int.shape().signed:
                 assert len(bound_int) == OFFSET_WIDTH
-                return Cat(part, whole) >= Cat(bound_rem, bound_int)
+                return compare(bound_int)
             below = bound_int[-1]
             above = ~below & (bound_int[OFFSET_WIDTH:] != 0)
-            return below | (~above & (Cat(part, whole) >= Cat(bound_rem,
-                                                              bound_int[:OFFSET_WIDTH])))
+            return below | (~above & compare(bound_int[:OFFSET_WIDTH]))
 
         boundary = Signal(init=t0 == 0)         # acc >= T (acc is 0 out of reset)
         with m.If(self.preload):

@@ -173,9 +173,10 @@ class TaggerHarness(wiring.Component):
 
     Each channel's sample word comes from a shift register on ``ch<N>_serial``, every other
     input (the register values) from one long shift register on ``ctl_serial``, ``tready``
-    from its pin; every output is folded into 8 registered XOR bits, and those into one byte
-    through a registered XOR tree (``fold``). The simulation-only skip ports are tied off, as
-    in synthesis.
+    from a register on its pin (as from a DMA's or an interconnect's register: paths from
+    ``tready`` are timed, which nextpnr does not do from a pin); every output is folded into
+    8 registered XOR bits, and those into one byte through a registered XOR tree (``fold``).
+    The simulation-only skip ports are tied off, as in synthesis.
     """
 
     def __init__(self, config: TaggerConfig) -> None:
@@ -196,7 +197,7 @@ class TaggerHarness(wiring.Component):
             if name == "words" or name.startswith("skip"):
                 continue
             if name == "tready":
-                m.d.comb += value.eq(self.tready)
+                m.d.sync += value.eq(self.tready)
                 continue
             (inputs if member.flow == In else outputs).append(Value.cast(value))
         for ch in range(c.n_channels):

@@ -8,7 +8,7 @@ Data path, one clock domain (``sync``), fully pipelined at one sample word per c
                                                        └▶ ph_* (slot, phase sum) ─▶ SlotMapper
                                                           (outside: receiver top, part 2)
 
-Latency from a sample word to its tag on ``m_axis`` is about 19 cycles when idle (plus the framer's
+Latency from a sample word to its tag on ``m_axis`` is about 20 cycles when idle (plus the framer's
 look-ahead, see :class:`TagFramer`). The 64-bit additions of the timestamp are made in 32-bit
 halves (carry select), so no carry chain is longer than 40 bits, and every block-RAM output goes
 straight into a register.
@@ -28,7 +28,7 @@ channels, order holds up to the difference of their programmed delays plus one c
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, fifo, memory, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import (
@@ -53,21 +53,64 @@ __all__ = ["popcount", "popcount_levels", "FirstEdgeEncoder", "ChannelGate", "Ti
 ENCODER_LATENCY = 8
 
 
-class CollisionFreeFIFO(fifo.SyncFIFOBuffered):
-    """A :class:`~amaranth.lib.fifo.SyncFIFOBuffered` whose storage tells synthesis that a read
-    never meets a write to the same entry (Yosys attribute ``no_rw_check``).
+class CollisionFreeFIFO(wiring.Component):
+    """A synchronous FIFO with the ports and the cycle behaviour of Amaranth's
+    :class:`~amaranth.lib.fifo.SyncFIFOBuffered` (``depth - 1`` entries in block RAM plus the
+    RAM's read register; ``r_data`` valid while ``r_rdy``), built for the clock rate:
 
-    That is true of this FIFO by construction: it reads an entry only when its inner level is
-    not zero and writes one only when the level is below the depth, so the two addresses are
-    equal only when one of the two cannot happen. Without the attribute, Yosys puts a
-    read-during-write bypass behind the block RAM's read data (one LUT per bit), and the RAM's
-    output cannot use its own register (see :mod:`tbqkd.hdl.ecp5`).
+    * Its storage tells synthesis that a read never meets a write to the same entry (Yosys
+      attribute ``no_rw_check``). That is true by construction: an entry is read only when the
+      inner level is not zero and written only when it is below the inner depth, so the two
+      addresses are equal only when one of the two cannot happen. Without the attribute, Yosys
+      puts a read-during-write bypass behind the block RAM's read data (one LUT per bit), and
+      the RAM's output cannot use its own register (see :mod:`tbqkd.hdl.ecp5`).
+    * Whether the inner level is zero and whether it is full are flip-flops, updated with the
+      level from comparisons made beside it: ``w_rdy`` is a register, and between ``r_en`` and
+      the RAM's read enable and pointers there is one gate, not a comparison of the level.
+
+    ``tests/hdl/test_fifo.py`` compares it with ``SyncFIFOBuffered`` cycle by cycle.
     """
 
+    def __init__(self, *, width: int, depth: int) -> None:
+        if depth < 2:
+            raise ValueError(f"depth must be at least 2, got {depth}")
+        self.width, self.depth = width, depth
+        super().__init__({"w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+                          "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
+                          "level": Out(range(depth + 1))})
+
     def elaborate(self, platform) -> Module:
-        m = super().elaborate(platform)
-        if self.depth > 1:
-            m.submodules["storage"].attrs["no_rw_check"] = 1
+        m = Module()
+        inner = self.depth - 1
+        m.submodules.storage = storage = memory.Memory(shape=self.width, depth=inner, init=[],
+                                                       attrs={"no_rw_check": 1})
+        w_port, r_port = storage.write_port(), storage.read_port()
+        level = Signal(range(inner + 1))
+        empty, full = Signal(init=1), Signal()
+        produce, consume = Signal(range(inner)), Signal(range(inner))
+        do_write, do_read = Signal(), Signal()
+        m.d.comb += [
+            self.w_rdy.eq(~full),
+            do_write.eq(self.w_en & ~full),
+            do_read.eq(~empty & (~self.r_rdy | self.r_en)),
+            w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(do_write),
+            r_port.addr.eq(consume), r_port.en.eq(do_read), self.r_data.eq(r_port.data),
+            self.level.eq(level + self.r_rdy),
+        ]
+
+        def advance(pointer: Signal) -> Value:
+            return Mux(pointer == inner - 1, 0, pointer + 1)
+
+        with m.If(do_write):
+            m.d.sync += produce.eq(advance(produce))
+        with m.If(do_read):
+            m.d.sync += [consume.eq(advance(consume)), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        with m.If(do_write & ~do_read):
+            m.d.sync += [level.eq(level + 1), empty.eq(0), full.eq(level == inner - 1)]
+        with m.Elif(do_read & ~do_write):
+            m.d.sync += [level.eq(level - 1), empty.eq(level == 1), full.eq(0)]
         return m
 
 
@@ -84,6 +127,30 @@ def _lowest_one(m: Module, bits: Value) -> Signal:
         with m.If(bits[i]):
             m.d.comb += index.eq(i)
     return index
+
+
+def _issue_step(m: Module, mask: Value, name: str) -> tuple[Value, Value, Value]:
+    """After the lowest event of ``mask`` issues: the events left, the lowest of them, and
+    whether at most one is left.
+
+    For up to 6 channels these are lookup tables of the mask (a LUT and its multiplexers on
+    the ECP5), not a subtraction, a mask and a priority encoder in series.
+    """
+    n = len(mask)
+    if n > 6:
+        after = Signal(n, name=f"{name}_after")
+        m.d.comb += after.eq(mask & (mask - 1))
+        return after, _lowest_one(m, after), (after & (after - 1)) == 0
+
+    def lowest(value: int) -> int:
+        return (value & -value).bit_length() - 1 if value else 0
+
+    def table(function, width: int) -> Value:
+        return Array(Const(function(v & (v - 1)), width) for v in range(1 << n))[mask]
+
+    return (table(lambda after: after, n),
+            table(lowest, max(1, (n - 1).bit_length())),
+            table(lambda after: (after & (after - 1)) == 0, 1))
 
 
 def _count_ones_small(bits: list) -> object:
@@ -242,7 +309,9 @@ class ChannelGate(wiring.Component):
     An edge is accepted when the channel is enabled and at least ``dead_time`` cycles have
     passed since its last accepted edge. ``suppressed`` is the number of edges dropped by the
     dead time this cycle (a rejected hit plus the encoder's extra edges): 0, 1 or more.
-    ``expire`` ends the dead time at once (simulation: idle time was skipped).
+    ``expire`` ends the dead time at once (simulation: idle time was skipped). A new
+    ``dead_time`` takes effect two cycles after it changes: the comparison with it is made a
+    cycle ahead, on the next count, so that no wide comparison sits before ``accept``.
     """
 
     def __init__(self, code_bits: int) -> None:
@@ -257,19 +326,24 @@ class ChannelGate(wiring.Component):
         top = (1 << 24) - 1
         since = Signal(24, init=top)              # cycles since the last accepted edge
         at_top = Signal(init=1)                   # since == top (it stays there), registered
-        ready = Signal()
-        m.d.comb += ready.eq(since >= self.dead_time)
+        ready = Signal(init=1)                    # since >= dead_time, registered with since
+        # dead_time - 1 and whether dead_time is 0 or at most 1, registered: the next count
+        # since + 1 reaches dead_time exactly when since >= dead_time - 1 (or dead_time is 0).
+        limit, limit_zero, limit_one = Signal(24), Signal(), Signal()
+        m.d.sync += [limit.eq(self.dead_time - 1), limit_zero.eq(self.dead_time == 0),
+                     limit_one.eq(self.dead_time <= 1)]
         accept = Signal()
         m.d.comb += accept.eq(self.hit & self.enable & ready)
         # the saturating increment is prepared beside the comparison, not after it
         since_inc = Signal(24)
         m.d.comb += since_inc.eq(Mux(at_top, since, since + 1))
         with m.If(accept):
-            m.d.sync += [since.eq(1), at_top.eq(0)]
+            m.d.sync += [since.eq(1), at_top.eq(0), ready.eq(limit_one)]
         with m.Elif(self.expire):                 # the Verilator model skipped idle time
-            m.d.sync += [since.eq(top), at_top.eq(1)]
+            m.d.sync += [since.eq(top), at_top.eq(1), ready.eq(1)]
         with m.Else():
-            m.d.sync += [since.eq(since_inc), at_top.eq(at_top | (since == top - 1))]
+            m.d.sync += [since.eq(since_inc), at_top.eq(at_top | (since == top - 1)),
+                         ready.eq(at_top | limit_zero | (since >= limit))]
         m.d.sync += [
             self.accept.eq(accept),
             self.accept_code.eq(self.code),
@@ -600,23 +674,21 @@ class Tagger(wiring.Component):
         # last event issues, so single-event entries still go one per cycle.
         head = Signal(entry)
         head_valid = Signal()
-        # The head entry's events not yet issued, and whether that is only one (the entry's
-        # last), kept in registers: the event FIFO's read enable is one gate from registers.
-        remaining = Signal(n)
+        # The head entry's events not yet issued (a mask), and whether that is only one (the
+        # entry's last), kept in registers: the event FIFO's read enable is one gate from
+        # registers. Both from the entry just loaded (the block RAM's bits, straight into
+        # registers) or after an issue, selected by which happened last (``fresh``): no logic
+        # between the RAM's output and a register, so the register can be the RAM's own.
         only_one = Signal()
-        # Both from the entry just loaded (the block RAM's bits, straight into registers) or
-        # after an issue, selected by which happened last: no logic between the RAM's output
-        # and a register, so the register can be the RAM's own.
         loaded_mask, issued_mask = Signal(n), Signal(n)
         loaded_single, issued_single, fresh = Signal(), Signal(), Signal()
-        m.d.comb += [remaining.eq(Mux(fresh, loaded_mask, issued_mask)),
-                     only_one.eq(Mux(fresh, loaded_single, issued_single))]
+        m.d.comb += only_one.eq(Mux(fresh, loaded_single, issued_single))
         # The channel to issue, likewise: the entry's first (computed before the FIFO), or the
         # lowest one left after an issue, registered.
         loaded_first, issued_first = Signal(range(n)), Signal(range(n))
         sel = Signal(range(n))
         m.d.comb += sel.eq(Mux(fresh, loaded_first, issued_first))
-        valid = [Signal(name=f"valid{i}") for i in (1, 2, 3, 4)]   # calibration stages
+        valid = [Signal(name=f"valid{i}") for i in (1, 2, 3, 4, 5)]   # calibration stages
         # Tags issued and not yet out of the output FIFO (those in the calibration stages plus
         # the FIFO's level), counted in a register, and whether there is room for one more,
         # registered with it: the sum of the FIFO's level and the stage flags, and its
@@ -631,21 +703,35 @@ class Tagger(wiring.Component):
         out_idle = Signal(init=1)       # in_flight == 0, registered with it
         m.d.sync += [in_flight.eq(in_flight_next), has_room.eq(in_flight_next < out_depth),
                      out_idle.eq(in_flight_next == 0)]
-        # Whether the event FIFO is empty (its level is 0), as a register: the level moves by
-        # the push less the pop, and only a pop from 1 or a push onto 0 changes emptiness.
+        # Whether the event FIFO is empty (its level is 0), from registers only: the push and
+        # the pop of the cycle before are registered, and so are whether the level before them
+        # was 0 or 1 (a pop needs a level of at least 1, and only a pop from 1 or a push
+        # onto 0 changes emptiness). The level is followed one cycle late, from the
+        # registered push and pop, so no read or write enable feeds an adder.
         ev_level = Signal(range(c.fifo_depth + 1))
-        ev_empty = Signal(init=1)
+        ev_level_zero, ev_level_one = Signal(init=1), Signal()
         ev_push, ev_pop = Signal(), Signal()
-        m.d.comb += [ev_push.eq(ev_fifo.w_en & ev_fifo.w_rdy),
+        m.d.sync += [ev_push.eq(ev_fifo.w_en & ev_fifo.w_rdy),
                      ev_pop.eq(ev_fifo.r_en & ev_fifo.r_rdy)]
-        m.d.sync += [ev_level.eq(ev_level + ev_push - ev_pop),
-                     ev_empty.eq(~ev_push & (ev_empty | ((ev_level == 1) & ev_pop)))]
+        # (the flags from comparisons of the level beside its update, not after it)
+        ev_level_two = Signal()
+        m.d.comb += ev_level_two.eq(ev_level == 2)
+        m.d.sync += ev_level.eq(ev_level + ev_push - ev_pop)
+        with m.If(ev_push & ~ev_pop):
+            m.d.sync += [ev_level_zero.eq(0), ev_level_one.eq(ev_level_zero)]
+        with m.Elif(ev_pop & ~ev_push):
+            m.d.sync += [ev_level_zero.eq(ev_level_one), ev_level_one.eq(ev_level_two)]
+        ev_empty = Signal()
+        m.d.comb += ev_empty.eq(~ev_push & Mux(ev_pop, ev_level_one, ev_level_zero))
         load = Signal()                 # the head register is free after this cycle
         m.d.comb += [load.eq(~head_valid | (issue & only_one)), ev_fifo.r_en.eq(load)]
         # (The event FIFO's output is its block RAM's: it goes straight into registers, so the
         # entry carries whether its mask has a single event.)
-        after_issue = Signal(n)
-        m.d.comb += after_issue.eq(remaining & (remaining - 1))      # the lowest one issued
+        # After an issue: from the loaded entry's mask or from the mask left by the last issue.
+        loaded_step = _issue_step(m, loaded_mask, "loaded")
+        issued_step = _issue_step(m, issued_mask, "issued")
+        after_issue, after_first, after_single = (Mux(fresh, a, b) for a, b in
+                                                  zip(loaded_step, issued_step, strict=True))
         with m.If(load):
             m.d.sync += [head_valid.eq(ev_fifo.r_rdy), head.eq(ev_fifo.r_data),
                          loaded_mask.eq(entry(ev_fifo.r_data).mask),
@@ -653,17 +739,17 @@ class Tagger(wiring.Component):
                          loaded_first.eq(entry(ev_fifo.r_data).first), fresh.eq(1)]
         with m.Elif(issue):
             m.d.sync += [issued_mask.eq(after_issue), fresh.eq(0),
-                         issued_first.eq(_lowest_one(m, after_issue)),
-                         issued_single.eq((after_issue & (after_issue - 1)) == 0)]
+                         issued_first.eq(after_first), issued_single.eq(after_single)]
 
-        # Calibration lookup and timestamp assembly, stages L1..L4. No carry chain is longer
-        # than 40 bits. The RAM is read from registers (L2) and its answer goes straight into a
-        # register (L3), which on the ECP5 is the RAM's own output register (tbqkd.hdl.ecp5):
-        # the RAM's clock-to-out as Yosys maps it, 4.26 ns, no longer starts a path.
+        # Calibration lookup and timestamp assembly, stages L1..L5. No carry chain is longer
+        # than 40 bits and none follows a multiplexer of more than two inputs. The RAM is read
+        # from registers (L2) and its answer goes straight into a register (L3), which on the
+        # ECP5 is the RAM's own output register (tbqkd.hdl.ecp5): the RAM's clock-to-out as
+        # Yosys maps it, 4.26 ns, no longer starts a path.
         # The read port is not transparent: a lookup in the cycle of a write to the same entry
-        # takes the written value from the bypass below, a stage after the RAM's output
-        # register, so the RAM's answer in that cycle does not matter (``no_rw_check``) and
-        # nothing sits between the RAM and its register.
+        # takes the written value from the bypass below (selected in L4), so the RAM's answer
+        # in that cycle does not matter (``no_rw_check``) and nothing sits between the RAM and
+        # its register.
         m.submodules.cal = cal = memory.Memory(shape=CAL_WIDTH, depth=n << cb, init=[],
                                                attrs={"no_rw_check": 1})
         cal_w = cal.write_port()
@@ -673,23 +759,20 @@ class Tagger(wiring.Component):
                      cal_w.en.eq(self.cal_we & (self.cal_channel < n))]
         head_codes = Array(head.codes[ch] for ch in range(n))
         delays = Array(self.delay_ps[ch] for ch in range(n))
-        # L1: the channel, its code and delay, and the time base registered.
-        time1, delay1 = Signal(64), Signal(32)
+        # L1: the channel, its code, and the time base registered.
+        time1 = Signal(64)
         chan1, code1 = Signal(c.channel_bits), Signal(cb)
         slot1, offset1 = Signal(SLOT_BITS), Signal(OFFSET_WIDTH)
         m.d.sync += [valid[0].eq(issue), chan1.eq(sel), code1.eq(head_codes[sel]),
-                     time1.eq(head.time), delay1.eq(delays[sel]),
-                     slot1.eq(head.slot), offset1.eq(head.offset)]
-        # L2: the RAM read from registers; time base + delay in 32-bit halves: the low half
-        # with its carry out, the high half minus the delay's sign (its sign extension is all
-        # ones or zeros); the slot phase offset + 16 x delay.
+                     time1.eq(head.time), slot1.eq(head.slot), offset1.eq(head.offset)]
+        # L2: the RAM read from registers; the channel's delay.
         m.d.comb += cal_r.addr.eq(Cat(code1, chan1))
-        lo2, hi2 = Signal(33), Signal(32)
+        time2, delay2 = Signal(64), Signal(32)
         chan2, code2 = Signal(c.channel_bits), Signal(cb)
-        slot2, psum2 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
+        slot2, offset2 = Signal(SLOT_BITS), Signal(OFFSET_WIDTH)
         m.d.sync += [valid[1].eq(valid[0]), chan2.eq(chan1), code2.eq(code1),
-                     lo2.eq(time1[:32] + delay1), hi2.eq(time1[32:] - delay1[31]),
-                     slot2.eq(slot1), psum2.eq(offset1 + (delay1.as_signed() << CAL_FRAC_BITS))]
+                     time2.eq(time1), delay2.eq(delays[chan1]), slot2.eq(slot1),
+                     offset2.eq(offset1)]
         # The write of the read's cycle, for the bypass: it hits when it wrote the entry read.
         write_addr2, write_fine2 = Signal.like(cal_w.addr), Signal(CAL_WIDTH)
         write_en2 = Signal()
@@ -698,33 +781,42 @@ class Tagger(wiring.Component):
                      write_fine2.eq(cal_w.data),
                      bypass3.eq(write_en2 & (write_addr2 == Cat(code2, chan2))),
                      bypass_fine3.eq(write_fine2)]
-        # L3: the high half of time + delay, and that plus one (carry select for L4); the
-        # RAM's answer, straight into a register (on the ECP5 the RAM's own output register).
-        lo3, hi3, hi3_inc = Signal(32), Signal(32), Signal(32)
+        # L3: time base + delay in 32-bit halves: the low half with its carry out, the high
+        # half minus the delay's sign (its sign extension is all ones or zeros); the slot
+        # phase offset + 16 x delay; the RAM's answer, straight into a register.
+        lo3, hi3 = Signal(33), Signal(32)
         ram_fine3 = Signal(CAL_WIDTH)
         chan3, code3 = Signal(c.channel_bits), Signal(cb)
         slot3, psum3 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
         m.d.sync += [valid[2].eq(valid[1]), chan3.eq(chan2), code3.eq(code2),
-                     lo3.eq(lo2[:32]), hi3.eq(hi2 + lo2[32]),
-                     hi3_inc.eq(hi2 + Mux(lo2[32], 2, 1)),
-                     ram_fine3.eq(cal_r.data), slot3.eq(slot2), psum3.eq(psum2)]
-        fine3 = Signal(CAL_WIDTH)
-        m.d.comb += fine3.eq(Mux(bypass3, bypass_fine3, ram_fine3))
-        # L4: + fine time rounded to whole picoseconds, on the low half. The rounding bit
-        # enters as the carry into an extra low bit (1 + round carries exactly when round is 1),
-        # so the sum is one carry chain; its carry out selects the high half.
-        ts4 = Signal(64)
+                     lo3.eq(time2[:32] + delay2), hi3.eq(time2[32:] - delay2[31]),
+                     ram_fine3.eq(cal_r.data), slot3.eq(slot2),
+                     psum3.eq(offset2 + (delay2.as_signed() << CAL_FRAC_BITS))]
+        # L4: the fine time (the RAM's, or the bypass's); the high half of time + delay, and
+        # that plus one (carry select for L5).
+        lo4, hi4, hi4_inc = Signal(32), Signal(32), Signal(32)
+        fine4 = Signal(CAL_WIDTH)
         chan4, code4 = Signal(c.channel_bits), Signal(cb)
         slot4, psum4 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
-        rounded_lo = Cat(Const(1, 1), lo3) + Cat(fine3[CAL_FRAC_BITS - 1],
-                                                  fine3[CAL_FRAC_BITS:])
         m.d.sync += [valid[3].eq(valid[2]), chan4.eq(chan3), code4.eq(code3),
-                     ts4.eq(Cat(rounded_lo[1:33], Mux(rounded_lo[33], hi3_inc, hi3))),
-                     slot4.eq(slot3), psum4.eq(psum3 + fine3)]
+                     fine4.eq(Mux(bypass3, bypass_fine3, ram_fine3)),
+                     lo4.eq(lo3[:32]), hi4.eq(hi3 + lo3[32]),
+                     hi4_inc.eq(hi3 + Mux(lo3[32], 2, 1)), slot4.eq(slot3), psum4.eq(psum3)]
+        # L5: + fine time rounded to whole picoseconds, on the low half. The rounding bit
+        # enters as the carry into an extra low bit (1 + round carries exactly when round is 1),
+        # so the sum is one carry chain; its carry out selects the high half.
+        ts5 = Signal(64)
+        chan5, code5 = Signal(c.channel_bits), Signal(cb)
+        slot5, psum5 = Signal(SLOT_BITS), Signal(signed(PHASE_SUM_WIDTH))
+        rounded_lo = Cat(Const(1, 1), lo4) + Cat(fine4[CAL_FRAC_BITS - 1],
+                                                  fine4[CAL_FRAC_BITS:])
+        m.d.sync += [valid[4].eq(valid[3]), chan5.eq(chan4), code5.eq(code4),
+                     ts5.eq(Cat(rounded_lo[1:33], Mux(rounded_lo[33], hi4_inc, hi4))),
+                     slot5.eq(slot4), psum5.eq(psum4 + fine4)]
         out_w = Signal(out_entry)
-        m.d.comb += [out_w.tag.timestamp.eq(ts4), out_w.tag.channel.eq(chan4),
-                     out_w.tag.code.eq(code4), out_w.slot.eq(slot4), out_w.phase_sum.eq(psum4)]
-        m.d.comb += [out_fifo.w_data.eq(out_w), out_fifo.w_en.eq(valid[3])]
+        m.d.comb += [out_w.tag.timestamp.eq(ts5), out_w.tag.channel.eq(chan5),
+                     out_w.tag.code.eq(code5), out_w.slot.eq(slot5), out_w.phase_sum.eq(psum5)]
+        m.d.comb += [out_fifo.w_data.eq(out_w), out_fifo.w_en.eq(valid[4])]
         out_r = Signal(out_entry)
         m.d.comb += out_r.eq(out_fifo.r_data)
 

@@ -67,7 +67,7 @@ _SLOT_MASK = (1 << SLOT_BITS) - 1
 _SEQ_MOD = 1 << SEQ_BITS
 
 #: Cycles from a sample word to its tag at the classifier and histogram inputs (idle tagger).
-TAG_LATENCY = 22
+TAG_LATENCY = 23
 #: AXI4-Lite timing of the register bank: cycles per access, and the cycles after a write took
 #: effect before a read is accepted (``tbqkd.hdl.axil.READ_AFTER_WRITE``).
 _ACCESS_CYCLES = 2
