@@ -67,6 +67,8 @@ class CollisionFreeFIFO(wiring.Component):
     * Whether the inner level is zero and whether it is full are flip-flops, updated with the
       level from comparisons made beside it: ``w_rdy`` is a register, and between ``r_en`` and
       the RAM's read enable and pointers there is one gate, not a comparison of the level.
+    * ``empty`` (``level`` is 0, beyond ``SyncFIFOBuffered``'s ports) is one gate from those
+      flip-flops, with no adder before it.
 
     ``tests/hdl/test_fifo.py`` compares it with ``SyncFIFOBuffered`` cycle by cycle.
     """
@@ -77,7 +79,7 @@ class CollisionFreeFIFO(wiring.Component):
         self.width, self.depth = width, depth
         super().__init__({"w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
                           "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
-                          "level": Out(range(depth + 1))})
+                          "level": Out(range(depth + 1)), "empty": Out(1)})
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -95,7 +97,7 @@ class CollisionFreeFIFO(wiring.Component):
             do_read.eq(~empty & (~self.r_rdy | self.r_en)),
             w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(do_write),
             r_port.addr.eq(consume), r_port.en.eq(do_read), self.r_data.eq(r_port.data),
-            self.level.eq(level + self.r_rdy),
+            self.level.eq(level + self.r_rdy), self.empty.eq(empty & ~self.r_rdy),
         ]
 
         def advance(pointer: Signal) -> Value:
@@ -703,26 +705,6 @@ class Tagger(wiring.Component):
         out_idle = Signal(init=1)       # in_flight == 0, registered with it
         m.d.sync += [in_flight.eq(in_flight_next), has_room.eq(in_flight_next < out_depth),
                      out_idle.eq(in_flight_next == 0)]
-        # Whether the event FIFO is empty (its level is 0), from registers only: the push and
-        # the pop of the cycle before are registered, and so are whether the level before them
-        # was 0 or 1 (a pop needs a level of at least 1, and only a pop from 1 or a push
-        # onto 0 changes emptiness). The level is followed one cycle late, from the
-        # registered push and pop, so no read or write enable feeds an adder.
-        ev_level = Signal(range(c.fifo_depth + 1))
-        ev_level_zero, ev_level_one = Signal(init=1), Signal()
-        ev_push, ev_pop = Signal(), Signal()
-        m.d.sync += [ev_push.eq(ev_fifo.w_en & ev_fifo.w_rdy),
-                     ev_pop.eq(ev_fifo.r_en & ev_fifo.r_rdy)]
-        # (the flags from comparisons of the level beside its update, not after it)
-        ev_level_two = Signal()
-        m.d.comb += ev_level_two.eq(ev_level == 2)
-        m.d.sync += ev_level.eq(ev_level + ev_push - ev_pop)
-        with m.If(ev_push & ~ev_pop):
-            m.d.sync += [ev_level_zero.eq(0), ev_level_one.eq(ev_level_zero)]
-        with m.Elif(ev_pop & ~ev_push):
-            m.d.sync += [ev_level_zero.eq(ev_level_one), ev_level_one.eq(ev_level_two)]
-        ev_empty = Signal()
-        m.d.comb += ev_empty.eq(~ev_push & Mux(ev_pop, ev_level_one, ev_level_zero))
         load = Signal()                 # the head register is free after this cycle
         m.d.comb += [load.eq(~head_valid | (issue & only_one)), ev_fifo.r_en.eq(load)]
         # (The event FIFO's output is its block RAM's: it goes straight into registers, so the
@@ -833,7 +815,7 @@ class Tagger(wiring.Component):
             out_fifo.r_en.eq(Mux(self.tag_stream, framer.i_ready_early, 1)),
             framer.frame_words.eq(self.frame_words), framer.flush_cycles.eq(self.flush_cycles),
             framer.flush.eq(self.flush), framer.expire.eq(skip),
-            framer.upstream_empty.eq(~words_busy & ~pipe_busy & ~accept.any() & ev_empty
+            framer.upstream_empty.eq(~words_busy & ~pipe_busy & ~accept.any() & ev_fifo.empty
                                      & ~head_valid & out_idle),
             self.tdata.eq(framer.tdata), self.tvalid.eq(framer.tvalid),
             self.tlast.eq(framer.tlast), framer.tready.eq(self.tready),

@@ -1,5 +1,6 @@
 """`CollisionFreeFIFO` against Amaranth's `SyncFIFOBuffered`, cycle by cycle, in the Amaranth
-simulator: the same ports must show the same values in every cycle under random traffic."""
+simulator: the same ports must show the same values in every cycle under random traffic, and
+`empty` (ours only) must be high exactly when the level is 0."""
 
 import random
 
@@ -34,6 +35,7 @@ def _compare(depth: int, cycles: int, seed: int, p_write: float, p_read: float) 
             for port in _PORTS:
                 assert ctx.get(getattr(ours, port)) == ctx.get(getattr(reference, port)), \
                     (cycle, port)
+            assert ctx.get(ours.empty) == (ctx.get(reference.level) == 0), cycle
             if ctx.get(reference.r_rdy):
                 assert ctx.get(ours.r_data) == ctx.get(reference.r_data), cycle
                 reads += r_en
