@@ -46,13 +46,19 @@ from .tx_registers import RING_DEPTH
 __all__ = ["SynthHarness", "PinHarness", "XilinxReport", "xilinx_report", "ecp5_report_fmax",
            "xilinx_utilisation", "ecp5_fmax", "transmitter_utilisation", "transmitter_fmax",
            "TaggerHarness", "tagger_fmax", "LateEndpoint", "late_endpoints",
-           "plain_verilog", "SynthError"]
+           "plain_verilog", "SynthError", "NEXTPNR_PLACER_OPTIONS"]
 
 #: Converts an elaboratable to Verilog text with the given top-level module name.
 Converter = Callable[[Elaboratable, str], str]
 
 _BIN = Path(sys.executable).parent
 LOG_DIR = Path(__file__).resolve().parent.parent / "build" / "synth"
+
+#: nextpnr's analytic placer with its timing term weighted up: timing weight 40 and criticality
+#: exponent 4 (nextpnr's defaults are 10 and 2). Same netlist, same timing analysis; on the
+#: tagger (2026-11-29, seeds 2 and 3) 155.5 / 158.7 MHz with the defaults, 171.5 / 172.7 with
+#: these (docs/BENCHMARKS.md).
+NEXTPNR_PLACER_OPTIONS = ("--placer-heap-timingweight", "40", "--placer-heap-critexp", "4")
 
 
 class SynthError(RuntimeError):
@@ -349,7 +355,8 @@ def ecp5_report_fmax(design: Elaboratable, top: str, *, clock: str = "aclk",
     ``nextpnr-ecp5-<top>.log``), nextpnr's JSON report with every endpoint's arrival time
     beside it (``<log_name stem>.report.json``; read it with :func:`late_endpoints`).
     ``abc9``: LUT mapping by ABC9 with ``-dff`` (Yosys's default flow); ``False``: the classic
-    ABC flow (``-noabc9``), for designs on which ABC9 takes too long.
+    ABC flow (``-noabc9``), for designs on which ABC9 takes too long. The placer runs with
+    :data:`NEXTPNR_PLACER_OPTIONS`.
 
     Raises
     ------
@@ -371,7 +378,8 @@ def ecp5_report_fmax(design: Elaboratable, top: str, *, clock: str = "aclk",
                                            "--json", "harness.json", "--freq", str(target_mhz),
                                            "--seed", str(seed), "--lpf-allow-unconstrained",
                                            "--timing-allow-fail", "--report", "report.json",
-                                           "--detailed-timing-report"], tmp)
+                                           "--detailed-timing-report",
+                                           *NEXTPNR_PLACER_OPTIONS], tmp)
         report = (tmp / "report.json").read_text()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = (f"Block RAM output registers absorbed (tbqkd.hdl.ecp5): "

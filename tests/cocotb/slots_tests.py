@@ -65,7 +65,8 @@ async def test_slot_clock_matches_model(dut):
             dut.preload.value = 0
             await reset(dut)
             await check_from(dut, k, None, 3000)
-        await ClockCycles(dut.clk, 2)          # the constants are registered inside
+        # the constants are registered inside; a preload a cycle early already runs on them
+        await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 1)
         await check_from(dut, k, (int(rng.integers(0, 1 << 40)), int(rng.integers(0, k.wrap_int)),
                                   int(rng.integers(0, k.den))), 2000)
         await check_from(dut, k, ((1 << SLOT_BITS) - 3, int(rng.integers(0, k.wrap_int)),
@@ -78,7 +79,7 @@ async def test_slot_clock_matches_model(dut):
         wrap = int(rng.integers(step, 4 * step + 2))
         k = SlotClockConstants(step // den, step % den, wrap // den, wrap % den, den)
         set_constants(dut, k)
-        await ClockCycles(dut.clk, 2)
+        await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 1)
         acc = int(rng.integers(0, wrap))
         await check_from(dut, k, (int(rng.integers(0, 1 << 20)), acc // den, acc % den), 200)
 
@@ -116,8 +117,9 @@ async def change_constants(dut, k: SlotClockConstants, make_new, cycles: int):
 
 @cocotb.test()
 async def test_slot_clock_follows_new_constants(dut):
-    """Slot periods written while the clock runs (no preload) take effect three cycles after
-    the write; the clock goes on from the state it reached, every cycle as the model says:
+    """Slot periods written while the clock runs (no preload) take effect
+    SLOT_CONSTANTS_LATENCY cycles after the write; the clock goes on from the state it reached,
+    every cycle as the model says:
     longer, shorter, a faster clock, then 60 random tiny ratios one after the other (a few
     units per cycle, so that the transitions meet slot boundaries)."""
     ratios = json.loads(os.environ["TBQKD_SLOT_CLOCKS"])
@@ -136,7 +138,7 @@ async def test_slot_clock_follows_new_constants(dut):
     den = 5
     k = SlotClockConstants(1, 3, 4, 1, den)
     set_constants(dut, k)
-    await ClockCycles(dut.clk, 2)
+    await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 1)
     await check_from(dut, k, (123, 2, 4), 20)
 
     def tiny(k: SlotClockConstants, acc: int) -> SlotClockConstants:
