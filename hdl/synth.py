@@ -56,8 +56,9 @@ LOG_DIR = Path(__file__).resolve().parent.parent / "build" / "synth"
 
 #: nextpnr's analytic placer with its timing term weighted up: timing weight 40 and criticality
 #: exponent 4 (nextpnr's defaults are 10 and 2). Same netlist, same timing analysis; on the
-#: tagger (2026-11-29, seeds 2 and 3) 155.5 / 158.7 MHz with the defaults, 171.5 / 172.7 with
-#: these (docs/BENCHMARKS.md).
+#: tagger (2026-11-29, seeds 1, 2 and 3) 154.7 / 155.5 / 158.7 MHz with the defaults,
+#: 173.0 / 171.5 / 172.7 with these. Their effect on the whole core is not measured
+#: (docs/BENCHMARKS.md).
 NEXTPNR_PLACER_OPTIONS = ("--placer-heap-timingweight", "40", "--placer-heap-critexp", "4")
 
 

@@ -8,6 +8,7 @@ import time
 from tbqkd.hdl.config import TaggerConfig
 from tbqkd.hdl.synth import (
     LOG_DIR,
+    NEXTPNR_PLACER_OPTIONS,
     ecp5_fmax,
     late_endpoints,
     tagger_fmax,
@@ -52,7 +53,8 @@ def run(quick: bool = False) -> dict:
             "nextpnr-ecp5-tbqkd_tagger_synth.log"),
         "fmax_mhz": fmax,
         "late_endpoints": None if quick else _late_at_goal("nextpnr-ecp5.log"),
-        "fmax_part": "LFE5U-85F-8 (CABGA756), nextpnr-ecp5, seed 1",
+        "fmax_part": "LFE5U-85F-8 (CABGA756), nextpnr-ecp5, seed 1, "
+                     + " ".join(NEXTPNR_PLACER_OPTIONS),
         "xilinx_part": "xc7z020 (Yosys synth_xilinx -family xc7)",
         "tx_design": f"tbqkd_tx (whole transmitter core with its register bank), state ring "
                      f"{RING_DEPTH} slots x 3 bits; fmax through the few-pin PinHarness",
