@@ -582,7 +582,7 @@ class Tagger(wiring.Component):
                      self.cycle.eq(tb.cycle), self.time.eq(tb.time), self.time_rem.eq(tb.rem)]
 
         m.submodules.slot_clock = sc = SlotClock(
-            slot_clock_constants(c.period_ps, c.slot_period))
+            slot_clock_constants(c.period_ps, c.slot_period), held_preload=not self._sim_hooks)
         m.d.comb += [sc.step_int.eq(self.slot_step_int), sc.step_rem.eq(self.slot_step_rem),
                      sc.wrap_int.eq(self.slot_wrap_int), sc.wrap_rem.eq(self.slot_wrap_rem),
                      sc.den.eq(self.slot_den), sc.preload.eq(self.preload | skip),

@@ -28,9 +28,15 @@ async def reset(dut) -> None:
 
 async def check_from(dut, k: SlotClockConstants, start: tuple[int, int, int] | None,
                      cycles: int) -> None:
-    """Preload ``start`` (None: compare from reset) and compare every cycle with the model."""
+    """Preload ``start`` (None: compare from reset) and compare every cycle with the model.
+
+    The preload values are driven a cycle before the strobe, as the core's registers hold them
+    (``held_preload``); the strobe comes ``SLOT_CONSTANTS_LATENCY - 1`` cycles after a
+    constants write when the caller waits ``SLOT_CONSTANTS_LATENCY - 2`` before calling.
+    """
     if start is not None:
         dut.preload_slot.value, dut.preload_offset.value, dut.preload_rem.value = start
+        await RisingEdge(dut.clk)
         dut.preload.value = 1
         await RisingEdge(dut.clk)
         dut.preload.value = 0
@@ -66,7 +72,8 @@ async def test_slot_clock_matches_model(dut):
             await reset(dut)
             await check_from(dut, k, None, 3000)
         # the constants are registered inside; a preload a cycle early already runs on them
-        await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 1)
+        # (check_from drives the values one cycle before its strobe)
+        await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 2)
         await check_from(dut, k, (int(rng.integers(0, 1 << 40)), int(rng.integers(0, k.wrap_int)),
                                   int(rng.integers(0, k.den))), 2000)
         await check_from(dut, k, ((1 << SLOT_BITS) - 3, int(rng.integers(0, k.wrap_int)),
@@ -79,7 +86,7 @@ async def test_slot_clock_matches_model(dut):
         wrap = int(rng.integers(step, 4 * step + 2))
         k = SlotClockConstants(step // den, step % den, wrap // den, wrap % den, den)
         set_constants(dut, k)
-        await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 1)
+        await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 2)
         acc = int(rng.integers(0, wrap))
         await check_from(dut, k, (int(rng.integers(0, 1 << 20)), acc // den, acc % den), 200)
 
@@ -138,7 +145,7 @@ async def test_slot_clock_follows_new_constants(dut):
     den = 5
     k = SlotClockConstants(1, 3, 4, 1, den)
     set_constants(dut, k)
-    await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 1)
+    await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 2)
     await check_from(dut, k, (123, 2, 4), 20)
 
     def tiny(k: SlotClockConstants, acc: int) -> SlotClockConstants:

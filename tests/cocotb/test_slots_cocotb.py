@@ -20,14 +20,19 @@ RATIOS = {
 
 
 @pytest.mark.verilator
+@pytest.mark.parametrize("held_preload", [False, True], ids=["immediate", "held"])
 @pytest.mark.parametrize("testcase", ["test_slot_clock_matches_model",
                                       "test_slot_clock_follows_new_constants"])
-def test_slot_clock(testcase):
-    """One build (reset constants: the fractional ratio); every ratio driven at run time."""
+def test_slot_clock(testcase, held_preload):
+    """One build per preload mode (reset constants: the fractional ratio); every ratio driven
+    at run time. ``held``: the synthesised core's slot clock, whose preload comparison is
+    registered a cycle ahead; ``immediate``: the Verilator model's, for the idle skip."""
     constants = {name: slot_clock_constants(*periods).__dict__
                  for name, periods in RATIOS.items()}
     reset = slot_clock_constants(*RATIOS["fractional"])
-    run_block_test("slot_clock", lambda: SlotClock(reset), test_module="slots_tests",
+    name = "slot_clock_held" if held_preload else "slot_clock"
+    run_block_test(name, lambda: SlotClock(reset, held_preload=held_preload),
+                   test_module="slots_tests",
                    testcase=testcase,
                    extra_env={"TBQKD_SLOT_CLOCKS": json.dumps(constants),
                               "TBQKD_SLOT_CLOCK_RESET": "fractional"})
