@@ -15,6 +15,10 @@ from tbqkd.hdl.golden import SlotClockModel, map_to_slot
 from tbqkd.hdl.records import SLOT_BITS
 
 _clocks_started: set[str] = set()
+#: The slot clock under test was built with ``held_preload`` (the preload values lead the
+#: strobe by a cycle) and the cycles to wait after a constants write before ``check_from``.
+HELD_PRELOAD = os.environ.get("TBQKD_SLOT_CLOCK_HELD") == "1"
+PRELOAD_WAIT = SLOT_CONSTANTS_LATENCY - 1 - HELD_PRELOAD
 
 
 async def reset(dut) -> None:
@@ -30,13 +34,15 @@ async def check_from(dut, k: SlotClockConstants, start: tuple[int, int, int] | N
                      cycles: int) -> None:
     """Preload ``start`` (None: compare from reset) and compare every cycle with the model.
 
-    The preload values are driven a cycle before the strobe, as the core's registers hold them
-    (``held_preload``); the strobe comes ``SLOT_CONSTANTS_LATENCY - 1`` cycles after a
-    constants write when the caller waits ``SLOT_CONSTANTS_LATENCY - 2`` before calling.
+    The held slot clock gets the preload values a cycle before the strobe, as the core's
+    registers hold them; the other gets them with the strobe, as from the Verilator model's
+    idle skip. The strobe comes ``SLOT_CONSTANTS_LATENCY - 1`` cycles after a constants write
+    when the caller waits ``PRELOAD_WAIT`` cycles before calling.
     """
     if start is not None:
         dut.preload_slot.value, dut.preload_offset.value, dut.preload_rem.value = start
-        await RisingEdge(dut.clk)
+        if HELD_PRELOAD:
+            await RisingEdge(dut.clk)
         dut.preload.value = 1
         await RisingEdge(dut.clk)
         dut.preload.value = 0
@@ -72,8 +78,7 @@ async def test_slot_clock_matches_model(dut):
             await reset(dut)
             await check_from(dut, k, None, 3000)
         # the constants are registered inside; a preload a cycle early already runs on them
-        # (check_from drives the values one cycle before its strobe)
-        await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 2)
+        await ClockCycles(dut.clk, PRELOAD_WAIT)
         await check_from(dut, k, (int(rng.integers(0, 1 << 40)), int(rng.integers(0, k.wrap_int)),
                                   int(rng.integers(0, k.den))), 2000)
         await check_from(dut, k, ((1 << SLOT_BITS) - 3, int(rng.integers(0, k.wrap_int)),
@@ -86,7 +91,7 @@ async def test_slot_clock_matches_model(dut):
         wrap = int(rng.integers(step, 4 * step + 2))
         k = SlotClockConstants(step // den, step % den, wrap // den, wrap % den, den)
         set_constants(dut, k)
-        await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 2)
+        await ClockCycles(dut.clk, PRELOAD_WAIT)
         acc = int(rng.integers(0, wrap))
         await check_from(dut, k, (int(rng.integers(0, 1 << 20)), acc // den, acc % den), 200)
 
@@ -145,7 +150,7 @@ async def test_slot_clock_follows_new_constants(dut):
     den = 5
     k = SlotClockConstants(1, 3, 4, 1, den)
     set_constants(dut, k)
-    await ClockCycles(dut.clk, SLOT_CONSTANTS_LATENCY - 2)
+    await ClockCycles(dut.clk, PRELOAD_WAIT)
     await check_from(dut, k, (123, 2, 4), 20)
 
     def tiny(k: SlotClockConstants, acc: int) -> SlotClockConstants:

@@ -35,6 +35,7 @@ def test_slot_clock(testcase, held_preload):
                    test_module="slots_tests",
                    testcase=testcase,
                    extra_env={"TBQKD_SLOT_CLOCKS": json.dumps(constants),
+                              "TBQKD_SLOT_CLOCK_HELD": str(int(held_preload)),
                               "TBQKD_SLOT_CLOCK_RESET": "fractional"})
 
 
