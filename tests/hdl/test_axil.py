@@ -177,3 +177,50 @@ def test_bank_rw_registers_read_back_reset_and_byte_writes():
         assert await ops.read(regmap["COUNT"].offset + 4) == (1, RESP_OKAY)
 
     _run_bank(regmap, script)
+
+
+def test_bank_value_leads_a_later_strobe_by_a_cycle():
+    """A value written before a command strobe is on its port at least one cycle before the
+    strobe, however fast the manager issues the two writes (the write channel takes one write
+    per two cycles). The synthesised slot clock relies on it: it compares the PRELOAD_SLOT_*
+    values a cycle ahead of COMMAND.preload_time (``SlotClock(held_preload=True)``)."""
+    regs = RegisterMap.Builder(addr_width=8)
+    regs.add("LEVEL", "rw", "a value", fields=[Field("level", 0, 16)])
+    regs.add("GO", "wp", "a command", fields=[Field("go", 0, 1)])
+    regs.add("COUNT", "ro", "a counter", width=64)
+    regmap = regs.build()
+    bank = RegisterBank(regmap)
+    m = Module()
+    m.domains.sync = ClockDomain()
+    m.submodules.bank = bank
+    m.d.comb += bank.value["COUNT"].eq(0)
+    bus = bank.bus
+    trace: list[tuple[int, int]] = []
+
+    async def bench(ctx):
+        ctx.set(bus.bready, 1)
+        ctx.set(bus.wstrb, 0b1111)
+        for value in (0x1234, 0xBEEF, 0x0042):
+            for offset, data in ((regmap["LEVEL"].offset, value), (regmap["GO"].offset, 1)):
+                ctx.set(bus.awaddr, offset)
+                ctx.set(bus.wdata, data)
+                ctx.set(bus.awvalid, 1)
+                ctx.set(bus.wvalid, 1)
+                await ctx.tick().until(bus.awready)     # the next write right after
+        ctx.set(bus.awvalid, 0)
+        ctx.set(bus.wvalid, 0)
+        await ctx.tick().repeat(4)
+
+    async def monitor(ctx):
+        async for _, _, level, go in ctx.tick().sample(bank.value["LEVEL"], bank.strobe["GO"]):
+            trace.append((level, go))
+
+    sim = Simulator(m)
+    sim.add_clock(PERIOD)
+    sim.add_testbench(bench)
+    sim.add_process(monitor)
+    sim.run_until(200 * PERIOD)
+    strobes = [i for i, (_, go) in enumerate(trace) if go]
+    assert len(strobes) == 3
+    for i, value in zip(strobes, (0x1234, 0xBEEF, 0x0042), strict=True):
+        assert trace[i][0] == value and trace[i - 1][0] == value, trace[i - 2:i + 1]
