@@ -11,11 +11,10 @@ import hashlib
 import sys
 from pathlib import Path
 
-from amaranth.back import verilog
-
 from .config import TaggerConfig
 from .registers import core_regmap
 from .top import TOP_NAME, ReceiverTop
+from .uninitialised import PENDING_STORE_MEMORIES, verilog_without_initialisers
 
 __all__ = ["generate_verilog", "write_if_changed", "build_all", "DEFAULT_BUILD_DIR"]
 
@@ -35,7 +34,10 @@ def generate_verilog(config: TaggerConfig, *, primitives: str = "none",
                      name: str = TOP_NAME, sim_hooks: bool = False) -> str:
     """Verilog of the receiver top for ``config`` (``sim_hooks``: for the simulators)."""
     top = ReceiverTop(config, primitives=primitives, sim_hooks=sim_hooks)
-    return verilog.convert(top, name=name, emit_src=False)
+    # the pending store's 16 384 x 50 bits, never read before written, without 409 600 lines
+    # of initialiser (hdl/uninitialised.py)
+    text, _ = verilog_without_initialisers(top, name, PENDING_STORE_MEMORIES)
+    return text
 
 
 def verilog_for(config: TaggerConfig, build_dir: Path | None = None, *,

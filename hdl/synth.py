@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.back import verilog
 from amaranth.hdl import Cat, ClockDomain, Elaboratable, Module, Shape, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -42,6 +41,7 @@ from .tagger import Tagger
 from .top import TOP_NAME, ReceiverTop
 from .transmitter import TX_TOP_NAME, TransmitterTop, transmitter_verilog
 from .tx_registers import RING_DEPTH
+from .uninitialised import PENDING_STORE_MEMORIES, verilog_without_initialisers
 
 __all__ = ["SynthHarness", "PinHarness", "XilinxReport", "xilinx_report", "ecp5_report_fmax",
            "xilinx_utilisation", "ecp5_fmax", "transmitter_utilisation", "transmitter_fmax",
@@ -242,8 +242,11 @@ def _xor_bytes(values: list[Signal]) -> Value:
 
 
 def plain_verilog(design: Elaboratable, top: str) -> str:
-    """Verilog of ``design`` by :func:`amaranth.back.verilog.convert` (no ``src`` attributes)."""
-    return verilog.convert(design, name=top, emit_src=False)
+    """Verilog of ``design`` as :func:`amaranth.back.verilog.convert` writes it (no ``src``
+    attributes), the sifter's pending store left uninitialised if the design has one
+    (:mod:`tbqkd.hdl.uninitialised`)."""
+    text, _ = verilog_without_initialisers(design, top, PENDING_STORE_MEMORIES)
+    return text
 
 
 def _run(tool: str, args: list[str], cwd: Path) -> str:

@@ -59,7 +59,6 @@ import re
 import sys
 from pathlib import Path
 
-from amaranth.back import rtlil, verilog
 from amaranth.hdl import Cat, ClockDomain, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, fifo, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -71,6 +70,7 @@ from .regmap import RegisterMap
 from .tagger import TagFramer
 from .tx_records import RANDOM_BITS, STATE_PINS, STATES, STATES_PER_RECORD, TX_STREAMS
 from .tx_registers import RING_DEPTH, TX_COUNTERS, transmitter_regmap
+from .uninitialised import verilog_without_initialisers
 
 __all__ = ["Transmitter", "TransmitterTop", "TX_TOP_NAME", "RING_ENTRY", "RING_MEMORY",
            "transmitter_verilog", "write_transmitter"]
@@ -465,10 +465,6 @@ class TransmitterTop(wiring.Component):
         return m
 
 
-_MEMINIT_CELL = re.compile(r"^(?:  attribute [^\n]*\n)*  cell \$meminit_v2 \S+\n"
-                          r"(?:    [^\n]*\n)*?  end\n", re.M)
-
-
 def transmitter_verilog(design: Elaboratable, name: str = TX_TOP_NAME) -> str:
     """Verilog of ``design`` (the transmitter, its top, or anything containing them) with the
     state ring's memory uninitialised.
@@ -486,18 +482,11 @@ def transmitter_verilog(design: Elaboratable, name: str = TX_TOP_NAME) -> str:
     ValueError
         If ``design`` has no state ring (nothing to leave uninitialised).
     """
-    text = rtlil.convert(design, name=name, emit_src=False)
-    memid = f'parameter \\MEMID "\\\\{RING_MEMORY}"'
-
-    def drop_ring_init(match: re.Match) -> str:
-        return "" if memid in match.group(0) else match.group(0)
-
-    stripped = _MEMINIT_CELL.sub(drop_ring_init, text)
-    if stripped == text:
+    text, removed = verilog_without_initialisers(design, name, re.escape(RING_MEMORY))
+    if not removed:
         raise ValueError(f"{name}: no initialiser of a memory named {RING_MEMORY!r} (is the "
                          "transmitter core in this design?)")
-    # The same Yosys script as amaranth.back.verilog.convert (private in Amaranth 0.5).
-    return verilog._convert_rtlil_text(stripped)
+    return text
 
 
 def write_transmitter(outdir: Path, ring_depth: int = RING_DEPTH) -> list[Path]:

@@ -80,7 +80,7 @@ _X_EVENT_LATENCY = 3
 #: then moves this many cycles after its source (tag: serialiser output; announcement:
 #: detection at the sifter; sifted record: answer transfer) plus ``FLUSH_CYCLES``.
 _TAG_HOLD = -1
-_ANNOUNCE_HOLD = 4
+_ANNOUNCE_HOLD = 5
 _SIFTED_HOLD = 6
 #: Largest cycle span processed with one int64 base (k·step of the slot clock stays < 2^63).
 _SEGMENT_CYCLES = 1 << 30

@@ -376,6 +376,68 @@ async def test_lag_limit_expiry(dut):
     assert await tb.read("pending") == limit
 
 
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_lag_limit_below_prefetch(dut):
+    """Lag limits shorter than the join's prefetch: detections expire records still on their
+    way from the store to the join's window (the prefetch restarts after them) as well as
+    records already in it, at every phase of the prefetch (random gaps); the records left are
+    joined with their own answers, every count as the model's."""
+    tb = SifterBench(dut, seed=5)
+    await tb.start()
+    n = 200
+    for limit in (1, 2, 3, 4, 5, 8):
+        tb.pulse("restart")
+        tb.pulse("clear_counters")
+        tb.pulse("clear_error")
+        await tb.cycles(2)
+        dut.max_pending.value = limit
+        marks = len(tb.announced), len(tb.sifted), len(tb.x_events)
+        records = tb.random_records(n, first_slot=limit << 30)
+        for r in records:       # one idle cycle at least: each is announced before it expires
+            tb.det_queue.append(r)
+            tb.det_queue.extend([None] * int(tb.rng.integers(1, 5)))
+        await tb.settle()
+        model = SifterModel(DEPTH, max_pending=limit)
+        for r in records:
+            model.detect(*r)
+            model.announce()
+        answers = [tb.answer_for(a) for a, _ in tb.announced[marks[0]:]]
+        tb.answer(answers)
+        await tb.settle()
+        for a in answers:
+            model.answer(**a)
+        c = await tb.check_against(model, announced_from=marks[0], sifted_from=marks[1],
+                                   x_from=marks[2])
+        assert c["expired"] == c["err_extra"] == n - limit, (limit, c)
+        assert c["sifted_z"] + c["sifted_x"] + c["mismatch"] == limit, (limit, c)
+
+
+@cocotb.test(timeout_time=200, timeout_unit="ms")
+async def test_answer_waits_behind_expired_records(dut):
+    """Lag limit 1, detections in back-to-back pairs: the second expires the first before the
+    first reaches the join's window, and Alice's answer to the second is already waiting (sent
+    as soon as the record is taken for announcement). The join must not take the expired
+    record that reaches the window first: it drops it and joins the answer with its own."""
+    tb = SifterBench(dut, seed=6)
+    await tb.start(max_pending=1)
+    model = SifterModel(DEPTH, max_pending=1)
+    for i in range(40):
+        first, second = tb.random_records(2, first_slot=(i + 1) << 20)
+        answer = {"seq": 2 * i + 1, "slot": second[0], "basis": int(tb.rng.integers(0, 2)),
+                  "x_bit": int(tb.rng.integers(0, 2))}
+        tb.detect([first, second])
+        tb.answer([answer], not_before=tb.cycle + 3)
+        await tb.cycles(40)
+        model.detect(*first)
+        model.detect(*second)
+        model.announce()
+        model.answer(**answer)
+    await tb.settle()
+    c = await tb.check_against(model)
+    assert c["expired"] == 40 and c["sifted_z"] + c["sifted_x"] + c["mismatch"] == 40
+    assert c["err_slot"] == c["err_extra"] == c["err_early"] == 0
+
+
 @cocotb.test(timeout_time=400, timeout_unit="ms")
 async def test_full_store_drop_count(dut):
     """Without a lag limit the store fills: detections beyond pending_depth are dropped and

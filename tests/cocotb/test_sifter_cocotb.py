@@ -15,13 +15,15 @@ TESTS = [
     "test_random_matched_traffic",
     "test_answer_errors",
     "test_lag_limit_expiry",
+    "test_lag_limit_below_prefetch",
+    "test_answer_waits_behind_expired_records",
     "test_full_store_drop_count",
     "test_many_pending_late_answers",
     "test_restart_mid_traffic",
     "test_reset_mid_traffic",
 ]
 RING_TESTS = ["test_full_store_drop_count", "test_reset_mid_traffic",
-              "test_restart_mid_traffic"]
+              "test_restart_mid_traffic", "test_lag_limit_below_prefetch"]
 CASES = [(16384, t) for t in TESTS] + [(10240, t) for t in RING_TESTS]
 
 
