@@ -204,8 +204,8 @@ class Sifter(wiring.Component):
         pending = Signal(range(depth + 1))     # wr - head, kept as a count of its own
         m.d.comb += self.pending.eq(pending)
 
-        # Ring addresses of the three pointers (seq mod depth): slices of the sequence numbers
-        # for a power-of-two depth, else counters of their own that wrap at depth.
+        # Ring addresses of the pointers that address the store (seq mod depth): slices of the
+        # sequence numbers for a power-of-two depth, else counters of their own that wrap.
         def ring(seq: Signal, name: str):
             if pow2:
                 return seq[:depth.bit_length() - 1], None
@@ -214,7 +214,6 @@ class Sifter(wiring.Component):
 
         wr_addr, wr_addr_inc = ring(wr, "wr")
         ann_addr, ann_addr_inc = ring(ann, "ann")
-        head_addr, head_addr_inc = ring(head, "head")
         pre = Signal(SEQ_BITS)      # next record to prefetch for the join
         pre_addr, pre_addr_inc = ring(pre, "pre")
 
@@ -388,11 +387,9 @@ class Sifter(wiring.Component):
                 m.d.sync += pending.eq(pending - 1)
         if not pow2:
             with m.If(restart):
-                m.d.sync += [head_addr.eq(0), pre_addr.eq(0), wr_addr.eq(self.det_valid),
+                m.d.sync += [pre_addr.eq(0), wr_addr.eq(self.det_valid),
                              ann_addr.eq(0)]
             with m.Else():
-                with m.If(pop):
-                    m.d.sync += head_addr.eq(head_addr_inc)
                 with m.If(fetch):
                     m.d.sync += pre_addr.eq(pre_addr_inc)
                 with m.If(accept):
