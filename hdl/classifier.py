@@ -7,7 +7,7 @@ specified once, in the docstring of :mod:`tbqkd.hdl.golden_classifier`, whose
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -51,7 +51,8 @@ class Classifier(wiring.Component):
     (they travel down the pipeline with the events): ``align``, ``clear_counters``,
     ``clear_lost_lock``. The configuration inputs are quasi-static: per-channel settings and
     ``slot_period`` are sampled when an event enters; the lock settings when a reference event
-    reaches the lock monitor.
+    reaches the lock monitor (``ref_window_log2`` through a register, a cycle after it
+    changes).
 
     Nothing is dropped silently: events of OFF channels are ignored by design; events on a
     channel ``>= n_channels`` are counted in ``bad_channel``; events whose phase is not below
@@ -113,15 +114,29 @@ class Classifier(wiring.Component):
         m = Module()
         n = self._n
 
-        # Stage 1: the channel's settings, looked up and registered with the event.
+        # Stage 1: the channel's settings, looked up and registered with the event. The lookup
+        # is indexed by the channel's low bits only (a power-of-two table, the last channel's
+        # settings repeated): a channel >= n is not valid, so what it looks up is never used,
+        # and the 8-bit decode stays off the 171 multiplexers.
+        index = self.channel[:max(1, (n - 1).bit_length())]
+
+        def table(port):
+            return Array(port[min(ch, n - 1)] for ch in range(1 << len(index)))
+
         def lookup(port, name):
             reg = Signal(port[0].shape(), name=f"{name}1")
-            m.d.sync += reg.eq(Array(port[ch] for ch in range(n))[self.channel])
+            m.d.sync += reg.eq(table(port)[index])
             return reg
 
         known = self.channel < n
         role1 = lookup(self.role, "role")
         delay1 = lookup(self.delay, "delay")
+        # ``phase ± P`` beside ``phase``, so that stage 2 computes ``p0 ± P`` beside ``p0`` and
+        # stage 3's wrap is selected by two sign bits instead of a comparison.
+        phase_plus_period1 = Signal(PHASE_BITS + 1)
+        phase_minus_period1 = Signal(signed(PHASE_BITS + 1))
+        m.d.sync += [phase_plus_period1.eq(self.phase + self.slot_period),
+                     phase_minus_period1.eq(self.phase - self.slot_period)]
         start1 = {w: lookup(getattr(self, f"{w}_start"), f"{w}_start")
                   for w in ("early", "late", "middle")}
         width1 = {w: lookup(getattr(self, f"{w}_width"), f"{w}_width")
@@ -130,19 +145,25 @@ class Classifier(wiring.Component):
         slot1, phase1 = Signal(SLOT_BITS), Signal(PHASE_BITS)
         channel1, period1 = Signal(8), Signal(PHASE_BITS)
         m.d.sync += [
-            valid1.eq(self.valid & known
-                      & (Array(self.role[ch] for ch in range(n))[self.channel] != Role.OFF)),
+            valid1.eq(self.valid & known & (table(self.role)[index] != Role.OFF)),
             bad_channel1.eq(self.valid & ~known),
             slot1.eq(self.slot), phase1.eq(self.phase), channel1.eq(self.channel),
             period1.eq(self.slot_period),
         ]
 
-        # Stage 2: p0 = phase − delay (exact, signed); window ends (exact, no overflow).
-        p0_2 = Signal(signed(PHASE_BITS + 2))
+        # Stage 2: p0 = phase − delay (exact, signed) and p0 ± P; window ends (exact, no
+        # overflow); the slot's neighbours.
+        p0_2 = Signal(signed(PHASE_BITS + 3))
+        p0_plus_period2 = Signal(signed(PHASE_BITS + 3))
+        p0_minus_period2 = Signal(signed(PHASE_BITS + 3))
+        slot_before2, slot_after2 = Signal(SLOT_BITS), Signal(SLOT_BITS)
         start2 = {w: Signal(PHASE_BITS, name=f"{w}_start2") for w in start1}
         end2 = {w: Signal(PHASE_BITS + 1, name=f"{w}_end2") for w in start1}
         bad_phase2 = Signal()
-        m.d.sync += [p0_2.eq(phase1 - delay1), bad_phase2.eq(valid1 & (phase1 >= period1))]
+        m.d.sync += [p0_2.eq(phase1 - delay1), bad_phase2.eq(valid1 & (phase1 >= period1)),
+                     p0_plus_period2.eq(phase_plus_period1 - delay1),
+                     p0_minus_period2.eq(phase_minus_period1 - delay1),
+                     slot_before2.eq(slot1 - 1), slot_after2.eq(slot1 + 1)]
         for w in start1:
             m.d.sync += [start2[w].eq(start1[w]), end2[w].eq(start1[w] + width1[w])]
         valid2, slot2, channel2, role2, period2 = (
@@ -150,22 +171,23 @@ class Classifier(wiring.Component):
                                                     (channel1, "channel"), (role1, "role"),
                                                     (period1, "period")))
 
-        # Stage 3: one correction by a slot period when p0 left [0, P).
-        under = p0_2 < 0
-        over = p0_2 >= period2
+        # Stage 3: one correction by a slot period when p0 left [0, P): p0 < 0 and
+        # p0 − P >= 0 are sign bits of stage 2's registers.
+        under = p0_2[-1]
+        over = ~p0_minus_period2[-1]
         p3 = Signal(PHASE_BITS)
         slot3 = Signal(SLOT_BITS)
         with m.If(under):
-            m.d.sync += [p3.eq(p0_2 + period2), slot3.eq(slot2 - 1)]
+            m.d.sync += [p3.eq(p0_plus_period2), slot3.eq(slot_before2)]
         with m.Elif(over):
-            m.d.sync += [p3.eq(p0_2 - period2), slot3.eq(slot2 + 1)]
+            m.d.sync += [p3.eq(p0_minus_period2), slot3.eq(slot_after2)]
         with m.Else():
             m.d.sync += [p3.eq(p0_2), slot3.eq(slot2)]
         start3 = {w: _delayed(m, s, 1, f"{w}_start") for w, s in start2.items()}
         end3 = {w: _delayed(m, s, 1, f"{w}_end") for w, s in end2.items()}
-        valid3, channel3, role3, period3 = (
+        valid3, channel3, period3 = (
             _delayed(m, s, 1, name) for s, name in ((valid2, "valid"), (channel2, "channel"),
-                                                    (role2, "role"), (period2, "period")))
+                                                    (period2, "period")))
 
         # Stage 4: bin (priority early > late > middle), key value, alignment, lock raw offset.
         inside = {w: (p3 >= start3[w]) & (p3 < end3[w]) for w in start3}
@@ -178,18 +200,23 @@ class Classifier(wiring.Component):
             m.d.sync += bin4.eq(Bin.MIDDLE)
         with m.Else():
             m.d.sync += bin4.eq(Bin.NONE)
-        is_z = role3 == Role.Z
-        is_x = (role3 == Role.X_PLUS) | (role3 == Role.X_MINUS)
-        is_ref = valid3 & (role3 == Role.REFERENCE)
+        # The role's decodes are registers of stage 3, not logic in front of stage 4's.
+        is_z, is_x, is_minus, is_ref_role = (Signal(name=f"{s}3") for s in
+                                             ("is_z", "is_x", "is_minus", "is_ref_role"))
+        m.d.sync += [is_z.eq(role2 == Role.Z),
+                     is_x.eq((role2 == Role.X_PLUS) | (role2 == Role.X_MINUS)),
+                     is_minus.eq(role2 == Role.X_MINUS),
+                     is_ref_role.eq(role2 == Role.REFERENCE)]
+        is_ref = valid3 & is_ref_role
         basis4, bit4, key4, mid4, minus4 = (Signal(name=f"{s}4") for s in
                                             ("basis", "bit", "key", "mid", "minus"))
         middle3 = ~inside["early"] & ~inside["late"] & inside["middle"]
         m.d.sync += [
             basis4.eq(Mux(is_x, Basis.X, Basis.Z)),
-            bit4.eq(Mux(is_z, ~inside["early"] & inside["late"], role3 == Role.X_MINUS)),
+            bit4.eq(Mux(is_z, ~inside["early"] & inside["late"], is_minus)),
             key4.eq((is_z & (inside["early"] | inside["late"])) | (is_x & middle3)),
             mid4.eq(valid3 & is_x & middle3),
-            minus4.eq(role3 == Role.X_MINUS),
+            minus4.eq(is_minus),
         ]
         # Alignment: the pulse travels with the events to this stage, so an event presented in
         # the cycle of the pulse is already eligible.
@@ -256,9 +283,15 @@ class Classifier(wiring.Component):
         # Lock monitor. Stage 5: offset in (−P/2, P/2] (one correction by ±P).
         offset5 = Signal(signed(LOCK_OFFSET_BITS))
         twice = raw4 << 1
-        with m.If(twice > period4):
+        neg_period4 = Signal(signed(PHASE_BITS + 1))       # −P a register, not a carry chain
+        m.d.sync += neg_period4.eq(-period3)
+        # 2·raw > P and 2·raw <= −P as the sign bits of P − 2·raw and −P − 2·raw: each is one
+        # carry chain's last sum bit, with no sign correction after the chain.
+        above_half = (period4 - twice)[-1]
+        below_half = ~(neg_period4 - twice)[-1]
+        with m.If(above_half):
             m.d.sync += offset5.eq(raw4 - period4)
-        with m.Elif(twice <= -period4):
+        with m.Elif(below_half):
             m.d.sync += offset5.eq(raw4 + period4)
         with m.Else():
             m.d.sync += offset5.eq(raw4)
@@ -276,24 +309,32 @@ class Classifier(wiring.Component):
         count6 = Signal(_WINDOW_COUNT_BITS)
         sum6 = Signal(signed(_SUM_BITS))
         min6, max6 = Signal(signed(LOCK_OFFSET_BITS)), Signal(signed(LOCK_OFFSET_BITS))
-        # ``empty6`` is ``count6 == 0`` kept as a flag, and the spread of a closed window is
-        # subtracted in stage 7: neither a 32-bit zero test nor a subtraction sits behind the
-        # min/max selection.
-        empty6 = Signal(init=1)
+        # ``empty`` is "the open window holds nothing" in this cycle (a clear or ``count6 == 0``)
+        # kept as a flag, and the spread of a closed window is subtracted in stage 7: neither a
+        # 32-bit zero test nor a subtraction sits behind the min/max selection. The comparisons
+        # are the sign bits of differences (one carry chain each, no sign correction after it);
+        # a clear selects after the adder (the sum restarts at the offset), not before it.
+        empty = Signal(init=1)
         base_count = Mux(clear5, 0, count6)
         base_sum = Mux(clear5, 0, sum6)
-        empty = clear5 | empty6
-        new_sum = base_sum + offset5
-        new_min = Mux(empty | (offset5 < min6), offset5, min6)
-        new_max = Mux(empty | (offset5 > max6), offset5, max6)
-        # A window closes at count 2**k − 1 (k = ref_window_log2 of the cycle before). The
+        new_sum = Mux(clear5, offset5, sum6 + offset5)
+        below_min = (offset5 - min6)[-1]
+        above_max = (max6 - offset5)[-1]
+        new_min = Mux(empty | below_min, offset5, min6)
+        new_max = Mux(empty | above_max, offset5, max6)
+        # A window closes at count 2**k − 1, k = ``log2``: ``ref_window_log2`` through a
+        # register, with ``2**k − 1`` and ``2**k − 2`` (0 for k = 0) registered beside it, so
+        # that no decode sits in front of the comparisons (k of two cycles before decides). The
         # comparison ``count6 >= 2**k − 1`` is kept as the flag ``full6``, computed one cycle
         # ahead from registers for each way ``count6`` can change, so that no carry chain sits
         # between ``count6`` and the decision that resets it. ``last0``: k was 0.
-        log2 = self.ref_window_log2
-        last = Signal(_WINDOW_COUNT_BITS)          # 2**k − 1 for this cycle's k
+        log2 = Signal(5)
+        last = Signal(_WINDOW_COUNT_BITS)          # 2**k − 1
         last_minus1 = Signal(_WINDOW_COUNT_BITS)   # 2**k − 2, and 0 for k = 0
-        m.d.comb += [last.eq((1 << log2) - 1), last_minus1.eq(Mux(log2 == 0, 0, last - 1))]
+        ones = Const((1 << _WINDOW_COUNT_BITS) - 1, _WINDOW_COUNT_BITS)
+        written_last = ~(ones << self.ref_window_log2)[:_WINDOW_COUNT_BITS]
+        m.d.sync += [log2.eq(self.ref_window_log2), last.eq(written_last),
+                     last_minus1.eq(written_last & ~1)]
         full6, last0 = Signal(init=1), Signal(init=1)
         closing = ref5 & Mux(clear5, last0, full6)
         m.d.sync += last0.eq(log2 == 0)
@@ -307,7 +348,7 @@ class Classifier(wiring.Component):
         closed_sum6 = Signal(signed(_SUM_BITS))
         closed_min6 = Signal(signed(LOCK_OFFSET_BITS))
         closed_max6 = Signal(signed(LOCK_OFFSET_BITS))
-        m.d.sync += [closed6.eq(closing), empty6.eq(closing | (~ref5 & empty))]
+        m.d.sync += [closed6.eq(closing), empty.eq(clear4 | closing | (~ref5 & empty))]
         with m.If(closing):
             m.d.sync += [count6.eq(0), sum6.eq(0), closed_sum6.eq(new_sum),
                          closed_min6.eq(new_min), closed_max6.eq(new_max)]
@@ -325,6 +366,6 @@ class Classifier(wiring.Component):
 
         # Stage 7: latch the window's mean (arithmetic shift) and spread.
         with m.If(closed6):
-            m.d.sync += [self.lock_offset.eq(closed_sum6 >> self.ref_window_log2),
+            m.d.sync += [self.lock_offset.eq(closed_sum6 >> log2),
                          self.lock_spread.eq(closed_max6 - closed_min6)]
         return m

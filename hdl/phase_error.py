@@ -107,10 +107,13 @@ class PhaseErrorUnit(wiring.Component):
         close = Signal()
         carry = [Signal(name=f"carry_{n}") for n in names]
         # (``total`` is ``base`` + this cycle's event, saturating, written so that ``close``
-        # selects after the adder, not before it.)
+        # selects after the adder, not before it; the increment's carry out is the saturation
+        # test, so no 32-input AND sits beside the carry chain.)
         for b, t, c, i, k in zip(base, total, counts, inc, carry, strict=True):
             counted = Signal(32, name=f"counted_{c.name}")
-            m.d.comb += [counted.eq(Mux((c == COUNT_MAX) | ~i, c, c + 1)),
+            incremented = Signal(33, name=f"incremented_{c.name}")
+            m.d.comb += [incremented.eq(c + 1),
+                         counted.eq(Mux(i & ~incremented[32], incremented[:32], c)),
                          b.eq(Mux(running, Mux(close, k, c), 0)),
                          t.eq(Mux(running, Mux(close, k + i, counted), i))]
 
@@ -133,8 +136,13 @@ class PhaseErrorUnit(wiring.Component):
         carry_x = Signal()          # the restart cycle's X event counts in the new window
         m.d.comb += [restart.eq(detect | ~running),
                      carry_x.eq(self.x_valid & ~(detect & (self.mode == 1)))]
+        # (the restart's load ``window_events − carry_x`` as a choice between two values
+        # computed from the input, so that no carry chain sits after the restart decision)
+        window_events_minus1 = Signal(32)
+        m.d.comb += window_events_minus1.eq(Mux(self.window_events == 0, 0,
+                                                self.window_events - 1))
         with m.If(restart):
-            m.d.sync += [events_left.eq(window_events - carry_x),
+            m.d.sync += [events_left.eq(Mux(carry_x, window_events_minus1, window_events)),
                          one_left.eq(Mux(carry_x, window_events == 2, window_events == 1))]
         with m.Else():
             m.d.sync += [events_left.eq(events_left - self.x_valid),

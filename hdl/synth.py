@@ -15,7 +15,8 @@ The receiver and the transmitter have wrappers.
   :class:`SynthHarness` (receiver) feeds each channel's word (and the answer stream's TDATA)
   from a shift register on one pin and folds each output stream's TDATA into 8 registered
   bits, and :class:`PinHarness` does the same for every multi-bit port of any flat
-  component (the transmitter); the core's logic is unchanged.
+  component (the transmitter; a receiver block behind :class:`BlockHarness`, which gives it
+  clock and reset ports: :func:`block_fmax`); the core's logic is unchanged.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .axil import AXI4LiteSignature, forward_flat_axi4lite
+from .classifier import Classifier
 from .config import TaggerConfig
 from .ecp5 import absorb_bram_output_registers
+from .histogram import PhaseHistogram
+from .phase_error import PhaseErrorUnit
 from .records import STREAMS
+from .registers import HISTOGRAM_BINS, PENDING_DEPTH
+from .sifter import Sifter
 from .tagger import Tagger
 from .top import TOP_NAME, ReceiverTop
 from .transmitter import TX_TOP_NAME, TransmitterTop, transmitter_verilog
@@ -46,7 +52,8 @@ from .uninitialised import PENDING_STORE_MEMORIES, verilog_without_initialisers
 __all__ = ["SynthHarness", "PinHarness", "XilinxReport", "xilinx_report", "ecp5_report_fmax",
            "xilinx_utilisation", "ecp5_fmax", "transmitter_utilisation", "transmitter_fmax",
            "TaggerHarness", "tagger_fmax", "LateEndpoint", "late_endpoints",
-           "plain_verilog", "SynthError", "NEXTPNR_PLACER_OPTIONS"]
+           "plain_verilog", "SynthError", "NEXTPNR_PLACER_OPTIONS", "BlockHarness",
+           "receiver_blocks", "block_fmax"]
 
 #: Converts an elaboratable to Verilog text with the given top-level module name.
 Converter = Callable[[Elaboratable, str], str]
@@ -173,6 +180,50 @@ class PinHarness(wiring.Component):
                 fold = getattr(self, f"{name}_fold")
                 m.d.harness += fold.eq(Cat(*(port[i::8].xor() for i in range(len(fold)))))
         return m
+
+
+class BlockHarness(wiring.Component):
+    """A block of the receiver core that runs in the ``sync`` domain, with ``aclk`` and
+    ``aresetn`` ports for its clock and reset and every other port a flat vector (struct and
+    array ports as their bits), ready for :class:`PinHarness`.
+
+    Every input reaches the block through a register, as in the core, where a block's inputs
+    come from other blocks' and the register bank's flip-flops: nextpnr does not time paths
+    from pins, so a one-bit input straight from its pin would hide the block's paths from it.
+    """
+
+    def __init__(self, block: wiring.Component) -> None:
+        self._block = block
+        members = {"aclk": In(1), "aresetn": In(1)}
+        for name, member in block.signature.members.items():
+            width = Shape.cast(member.shape).width
+            members[name] = In(width) if member.flow == In else Out(width)
+        super().__init__(members)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.domains.sync = cd = ClockDomain("sync")
+        m.d.comb += [cd.clk.eq(self.aclk), cd.rst.eq(~self.aresetn)]
+        m.submodules.block = block = self._block
+        for name, member in block.signature.members.items():
+            inner, outer = Value.cast(getattr(block, name)), getattr(self, name)
+            if member.flow == In:
+                m.d.sync += inner.eq(outer)
+            else:
+                m.d.comb += outer.eq(inner)
+        return m
+
+
+def receiver_blocks(config: TaggerConfig) -> dict[str, Callable[[], wiring.Component]]:
+    """The receiver core's blocks after the tagger, as the top builds them (their 64-bit
+    counters in the register bank), by name: what :func:`block_fmax` measures."""
+    n = config.n_channels
+    return {
+        "classifier": lambda: Classifier(n, counters=False),
+        "histogram": lambda: PhaseHistogram(n, HISTOGRAM_BINS, counters=False),
+        "error_signal": PhaseErrorUnit,
+        "sifter": lambda: Sifter(PENDING_DEPTH, counters=False),
+    }
 
 
 class TaggerHarness(wiring.Component):
@@ -455,6 +506,23 @@ def tagger_fmax(config: TaggerConfig, *, target_mhz: float = 200.0, seed: int = 
     """
     return ecp5_report_fmax(TaggerHarness(config), "tbqkd_tagger_synth", clock="clk",
                             target_mhz=target_mhz, seed=seed, abc9=False)
+
+
+def block_fmax(config: TaggerConfig, block: str, *, target_mhz: float = 200.0,
+               seed: int = 1) -> float:
+    """Maximum clock frequency (MHz) of one block of the receiver core alone
+    (:func:`receiver_blocks`) after nextpnr-ecp5 place and route on an LFE5U-85F-8, through
+    :class:`BlockHarness` and :class:`PinHarness` (log:
+    ``build/synth/nextpnr-ecp5-block-<block>.log``; classic ABC flow).
+
+    Raises
+    ------
+    KeyError
+        If ``block`` is not one of :func:`receiver_blocks`.
+    """
+    design = PinHarness(BlockHarness(receiver_blocks(config)[block]()))
+    return ecp5_report_fmax(design, "tbqkd_block_synth", target_mhz=target_mhz, seed=seed,
+                            log_name=f"nextpnr-ecp5-block-{block}.log", abc9=False)
 
 
 def transmitter_fmax(ring_depth: int = RING_DEPTH, *, target_mhz: float = 200.0,

@@ -22,7 +22,7 @@ from tbqkd.hdl.tx_registers import RING_DEPTH
 XC7Z020 = {"luts": 53_200, "ffs": 106_400, "brams": 140, "dsps": 220}
 
 
-def _late_at_goal(log_name: str, goal_mhz: float = 200.0) -> int:
+def late_at_goal(log_name: str, goal_mhz: float = 200.0) -> int:
     """Endpoints later than the goal's period in the timing report kept beside ``log_name``."""
     report = json.loads((LOG_DIR / log_name).with_suffix(".report.json").read_text())
     return len(late_endpoints(report, 1000.0 / goal_mhz))
@@ -49,10 +49,10 @@ def run(quick: bool = False) -> dict:
         "luts_percent": round(100 * xc7.luts / XC7Z020["luts"], 1),
         "tagger_luts": tagger.luts, "tagger_ffs": tagger.ffs, "tagger_brams": tagger.brams,
         "tagger_dsps": tagger.dsps, "tagger_fmax_mhz": tagger_mhz,
-        "tagger_late_endpoints": None if quick else _late_at_goal(
+        "tagger_late_endpoints": None if quick else late_at_goal(
             "nextpnr-ecp5-tbqkd_tagger_synth.log"),
         "fmax_mhz": fmax,
-        "late_endpoints": None if quick else _late_at_goal("nextpnr-ecp5.log"),
+        "late_endpoints": None if quick else late_at_goal("nextpnr-ecp5.log"),
         "fmax_part": "LFE5U-85F-8 (CABGA756), nextpnr-ecp5, seed 1, "
                      + " ".join(NEXTPNR_PLACER_OPTIONS),
         "xilinx_part": "xc7z020 (Yosys synth_xilinx -family xc7)",

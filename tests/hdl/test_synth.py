@@ -16,17 +16,19 @@ from pathlib import Path
 
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import ClockDomain, Module
+from amaranth.hdl import ClockDomain, Module, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from tbqkd.hdl.config import TaggerConfig
 from tbqkd.hdl.synth import (
     LOG_DIR,
+    BlockHarness,
     PinHarness,
     TaggerHarness,
     ecp5_report_fmax,
     late_endpoints,
     plain_verilog,
+    receiver_blocks,
     transmitter_utilisation,
     xilinx_report,
 )
@@ -149,6 +151,21 @@ def test_tagger_harness_has_few_pins_and_keeps_every_tagger_output():
     outputs = [p for p, member, _ in tagger.signature.flatten(tagger)
                if member.flow == wiring.Out]
     assert len(re.findall(r"reg \[7:0\] ", top)) >= len(outputs) > 10
+
+
+@pytest.mark.parametrize("name", sorted(receiver_blocks(TaggerConfig())))
+def test_block_harness_gives_each_receiver_block_clock_reset_and_flat_ports(name):
+    block = receiver_blocks(TaggerConfig())[name]()
+    harness = BlockHarness(block)
+    members = harness.signature.members
+    assert members["aclk"].flow == members["aresetn"].flow == wiring.In
+    for port, member in block.signature.members.items():
+        assert members[port].flow == member.flow
+        assert len(getattr(harness, port)) == len(Value.cast(getattr(block, port)))
+    pins = PinHarness(harness)
+    assert sum(len(getattr(pins, port)) for port in pins.signature.members) < 365
+    text = plain_verilog(pins, "block_synth")
+    assert "module block_synth(" in text and "input aclk;" in text
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
