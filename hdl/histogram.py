@@ -15,7 +15,7 @@ was presented in. The whole block is one read-modify-write pipeline shared by al
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,6 +29,18 @@ from .golden_histogram import (
 from .records import PHASE_BITS
 
 __all__ = ["PhaseHistogram"]
+
+
+def _channel_groups(n_channels: int) -> list[tuple[int, int]]:
+    """``(first channel, size)`` of the groups a bank's memories hold: the powers of two
+    that make up ``n_channels``, largest first (so each group starts at a multiple of its
+    size, and a channel's place in its group is its low bits)."""
+    groups, start = [], 0
+    for bit in reversed(range(n_channels.bit_length())):
+        if n_channels >> bit & 1:
+            groups.append((start, 1 << bit))
+            start += 1 << bit
+    return groups
 
 
 class PhaseHistogram(wiring.Component):
@@ -69,8 +81,9 @@ class PhaseHistogram(wiring.Component):
 
     Host read port: ``read_addr = {channel, bin}`` (``bin`` in the low ``log2(bins)`` bits);
     ``read_data`` shows that word of the snapshot bank two cycles later (an address with
-    ``channel ≥ n_channels`` reads 0): a bank select after the RAM's output register, so
-    ``read_data`` is combinational from registers. Reads never disturb the event pipeline.
+    ``channel ≥ n_channels`` reads 0): a bank and group select after the RAMs' output
+    registers, so ``read_data`` is combinational from registers. Reads never disturb the
+    event pipeline.
 
     Latencies (cycles after the event is presented): ``outside``/``bad_channel`` 3,
     ``skipped`` 1, the count in RAM 7. Each of these three counters also leaves as its
@@ -115,11 +128,44 @@ class PhaseHistogram(wiring.Component):
         m = Module()
         n, nb, cb = self._n_channels, self._bin_bits, self._count_bits
         words = n * self._bins
+        cbits = self._channel_bits
 
-        banks = [memory.Memory(shape=unsigned(cb), depth=words, init=[]) for _ in range(2)]
-        m.submodules.bank0, m.submodules.bank1 = banks
-        wports = [bank.write_port() for bank in banks]
-        rports = [bank.read_port() for bank in banks]      # synchronous, not transparent
+        # Each bank is one memory per group of channels, the groups' sizes the powers of two
+        # that make up ``n`` (5 channels: 4 + 1), so that every memory is a power of two deep
+        # and maps to block RAMs with no multiplexer after them (the whole bank in one memory
+        # of 5 x 1024 words became 1K x 18 blocks behind a 5-way multiplexer on the ECP5):
+        # its read data goes straight into a register, the RAM's own output register, and one
+        # group and bank select follows, as small as the bank select alone was. A read of the
+        # word written in the same cycle may return either value (``no_rw_check``): the event
+        # pipeline takes that word from its write in flight instead (``from_d3``), and the
+        # host reads the spare bank, whose writes (settling, clearing) come before a valid
+        # snapshot.
+        groups = _channel_groups(n)
+        banks = [[memory.Memory(shape=unsigned(cb), depth=size * self._bins, init=[],
+                                attrs={"no_rw_check": 1}) for _, size in groups]
+                 for _ in range(2)]
+        for b, bank in enumerate(banks):
+            for g, mem in enumerate(bank):
+                m.submodules[f"bank{b}_group{g}"] = mem
+        wports = [[mem.write_port() for mem in bank] for bank in banks]
+        # read ports: synchronous, not transparent
+        rports = [[mem.read_port() for mem in bank] for bank in banks]
+
+        def group_addr(addr: Value, size: int) -> Value:
+            """The word of ``addr = {channel, bin}`` in its group's memory."""
+            return Cat(addr[:nb], addr[nb:nb + size.bit_length() - 1])
+
+        def in_group(channel: Value, start: int, size: int) -> Value:
+            return (channel >= start) & (channel < start + size)
+
+        def select(values: list, channel: Value, bank: Value) -> Value:
+            """``values[bank][group of channel]`` (a channel >= n: the last group, unused)."""
+            def one(bank_values: list) -> Value:
+                out = bank_values[0]
+                for (start, _), value in zip(groups[1:], bank_values[1:], strict=True):
+                    out = Mux(channel >= start, value, out)
+                return out
+            return Mux(bank, one(values[1]), one(values[0]))
 
         # ---- control: bank roles, clear engine, swap/release --------------------------------
         initialising = Signal(init=1)        # reset-time clear of both banks
@@ -198,8 +244,10 @@ class PhaseHistogram(wiring.Component):
 
         # ---- R: read the count. A bank's read port serves the host unless an event of that
         # bank is here (which happens to the snapshot bank only while it settles).
-        for b, port in enumerate(rports):
-            m.d.comb += port.addr.eq(Mux(hit2 & (bank2 == b), addr2, self.read_addr))
+        for b, ports in enumerate(rports):
+            addr = Mux(hit2 & (bank2 == b), addr2, self.read_addr)
+            m.d.comb += [port.addr.eq(group_addr(addr, size))
+                         for port, (_, size) in zip(ports, groups, strict=True)]
 
         # ---- D: BRAM data registered; hazard comparisons against the writes that will be in
         # flight when this event computes (distance 1: now in I; 2: now in W; 3: written now).
@@ -208,8 +256,10 @@ class PhaseHistogram(wiring.Component):
         m.d.sync += [hit3.eq(hit2), bank3.eq(bank2), addr3.eq(addr2)]
         # Each bank's RAM output goes straight into a register (no mux after the slow BRAM
         # clock-to-out); the bank is selected in the next stage.
-        stored = [Signal(cb, name=f"stored{b}") for b in range(2)]
-        m.d.sync += [reg.eq(port.data) for reg, port in zip(stored, rports, strict=True)]
+        stored = [[Signal(cb, name=f"stored{b}_{g}") for g in range(len(groups))]
+                  for b in range(2)]
+        for regs, ports in zip(stored, rports, strict=True):
+            m.d.sync += [reg.eq(port.data) for reg, port in zip(regs, ports, strict=True)]
         hit4, bank4 = Signal(), Signal()
         addr4 = Signal.like(addr2)
         m.d.sync += [hit4.eq(hit3), bank4.eq(bank3), addr4.eq(addr3)]
@@ -230,7 +280,7 @@ class PhaseHistogram(wiring.Component):
         # ---- I: newest value of this word, saturating increment -----------------------------
         current = Signal(cb)
         m.d.comb += current.eq(Mux(from_d1, value5, Mux(from_d2, value6, Mux(
-            from_d3, value7, Mux(bank4, stored[1], stored[0])))))
+            from_d3, value7, select(stored, addr4[nb:], bank4)))))
         incremented = Signal(cb + 1)           # the carry out is the saturation test
         m.d.comb += incremented.eq(current + 1)
         m.d.sync += [write5.eq(hit4), bank5.eq(bank4), addr5.eq(addr4),
@@ -244,20 +294,26 @@ class PhaseHistogram(wiring.Component):
         # and the reset-time clear runs while no event is in the pipeline.
         spare_bank = Signal()
         m.d.comb += spare_bank.eq(~acc_bank)
-        for b, port in enumerate(wports):
-            event_write = write5 & (bank5 == b)
-            clear_write = initialising | (spare_clearing & (spare_bank == b))
-            with m.If(event_write):
-                m.d.comb += [port.addr.eq(addr5), port.data.eq(value5), port.en.eq(1)]
-            with m.Elif(clear_write):
-                m.d.comb += [port.addr.eq(clear_addr), port.data.eq(0), port.en.eq(1)]
+        for b, ports in enumerate(wports):
+            for port, (start, size) in zip(ports, groups, strict=True):
+                event_write = write5 & (bank5 == b) & in_group(addr5[nb:], start, size)
+                clear_write = ((initialising | (spare_clearing & (spare_bank == b)))
+                               & in_group(clear_addr[nb:], start, size))
+                with m.If(event_write):
+                    m.d.comb += [port.addr.eq(group_addr(addr5, size)), port.data.eq(value5),
+                                 port.en.eq(1)]
+                with m.Elif(clear_write):
+                    m.d.comb += [port.addr.eq(group_addr(clear_addr, size)), port.data.eq(0),
+                                 port.en.eq(1)]
 
         # ---- host read data: the snapshot bank's output register, two cycles after the
         # address (the bank and the address check are delayed to match).
         read_bank = [Signal(name=f"read_bank{i}") for i in (1, 2)]
+        read_channel = [Signal(cbits, name=f"read_channel{i}") for i in (1, 2)]
         read_ok = [Signal(name=f"read_ok{i}") for i in (1, 2)]
         m.d.sync += [read_bank[0].eq(spare_bank), read_bank[1].eq(read_bank[0]),
+                     read_channel[0].eq(self.read_addr[nb:]), read_channel[1].eq(read_channel[0]),
                      read_ok[0].eq(self.read_addr[nb:] < n), read_ok[1].eq(read_ok[0])]
-        m.d.comb += self.read_data.eq(Mux(read_ok[1], Mux(read_bank[1], stored[1], stored[0]),
-                                          0))
+        m.d.comb += self.read_data.eq(Mux(read_ok[1],
+                                          select(stored, read_channel[1], read_bank[1]), 0))
         return m

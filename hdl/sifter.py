@@ -36,7 +36,9 @@ from the store by the announcer; up to four such records may still be on their w
 Lag limit: a detection that finds ``max_pending`` (≠ 0) records pending expires the oldest one
 (``expired``), so that a silent or lost Alice costs old records, never the link: detection and
 announcement go on. A later answer to an expired record is older than ``head``: ``err_extra``.
-If the join consumes the oldest record in the same cycle, nothing is expired. With
+If the join consumes the oldest record in the same cycle, nothing is expired. A new
+``max_pending`` applies from the second cycle after it arrives (the test is a flag computed a
+cycle ahead). With
 ``max_pending = 0`` the store fills instead and new detections are dropped (``dropped_full``,
 no sequence number, so answers stay aligned).
 
@@ -292,10 +294,19 @@ class Sifter(wiring.Component):
                      self.x_alice_bit.eq(answer.x_bit)]
 
         # --- detections: lag limit, full store, write ---------------------------------------
+        # The lag limit's and the full store's tests are flags computed a cycle ahead, one
+        # comparison for each way ``pending`` can change (``pending + 1`` is kept beside it),
+        # so that the store's write enable (every RAM of the store) comes from flip-flops
+        # through one gate. A new ``max_pending`` therefore applies a cycle after it arrives.
         limit_hit = Signal()
         full = Signal()
-        m.d.comb += [limit_hit.eq((self.max_pending != 0) & (pending >= self.max_pending)),
-                     full.eq(pending >= depth)]
+        pending_plus1 = Signal(range(depth + 2), init=1)
+        limit = self.max_pending
+        limited = limit != 0
+        hits = {"grow": limited & (pending_plus1 >= limit), "hold": limited & (pending >= limit),
+                "shrink": limited & (pending > limit)}
+        fills = {"grow": pending_plus1 >= depth, "hold": pending >= depth,
+                 "shrink": pending > depth}
         accept, drop, expire = Signal(), Signal(), Signal()
         m.d.comb += [
             accept.eq(self.det_valid & (restart | limit_hit | ~full)),
@@ -369,7 +380,8 @@ class Sifter(wiring.Component):
         # decisions, late in the cycle, only select.
         with m.If(restart):
             m.d.sync += [head.eq(0), pre.eq(0), front.eq(0), wr.eq(self.det_valid), ann.eq(0),
-                         pending.eq(self.det_valid)]
+                         pending.eq(self.det_valid), pending_plus1.eq(self.det_valid + 1),
+                         limit_hit.eq(self.det_valid & (limit == 1)), full.eq(0)]
         with m.Else():
             with m.If(pop):
                 m.d.sync += head.eq(head + 1)
@@ -382,9 +394,13 @@ class Sifter(wiring.Component):
             with m.If(take | skip):
                 m.d.sync += ann.eq(ann + 1)
             with m.If(accept & ~pop):
-                m.d.sync += pending.eq(pending + 1)
+                m.d.sync += [pending.eq(pending + 1), pending_plus1.eq(pending_plus1 + 1),
+                             limit_hit.eq(hits["grow"]), full.eq(fills["grow"])]
             with m.Elif(pop & ~accept):
-                m.d.sync += pending.eq(pending - 1)
+                m.d.sync += [pending.eq(pending - 1), pending_plus1.eq(pending_plus1 - 1),
+                             limit_hit.eq(hits["shrink"]), full.eq(fills["shrink"])]
+            with m.Else():
+                m.d.sync += [limit_hit.eq(hits["hold"]), full.eq(fills["hold"])]
         if not pow2:
             with m.If(restart):
                 m.d.sync += [pre_addr.eq(0), wr_addr.eq(self.det_valid),
