@@ -37,8 +37,8 @@ Lag limit: a detection that finds ``max_pending`` (≠ 0) records pending expire
 (``expired``), so that a silent or lost Alice costs old records, never the link: detection and
 announcement go on. A later answer to an expired record is older than ``head``: ``err_extra``.
 If the join consumes the oldest record in the same cycle, nothing is expired. A new
-``max_pending`` applies from the second cycle after it arrives (the test is a flag computed a
-cycle ahead). With
+``max_pending`` decides from the cycle after it arrives (the test is a flag computed a cycle
+ahead). With
 ``max_pending = 0`` the store fills instead and new detections are dropped (``dropped_full``,
 no sequence number, so answers stay aligned).
 
@@ -297,7 +297,7 @@ class Sifter(wiring.Component):
         # The lag limit's and the full store's tests are flags computed a cycle ahead, one
         # comparison for each way ``pending`` can change (``pending + 1`` is kept beside it),
         # so that the store's write enable (every RAM of the store) comes from flip-flops
-        # through one gate. A new ``max_pending`` therefore applies a cycle after it arrives.
+        # through one gate. A new ``max_pending`` therefore decides from the next cycle on.
         limit_hit = Signal()
         full = Signal()
         pending_plus1 = Signal(range(depth + 2), init=1)
