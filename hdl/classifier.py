@@ -152,18 +152,16 @@ class Classifier(wiring.Component):
         ]
 
         # Stage 2: p0 = phase − delay (exact, signed) and p0 ± P; window ends (exact, no
-        # overflow); the slot's neighbours.
+        # overflow).
         p0_2 = Signal(signed(PHASE_BITS + 3))
         p0_plus_period2 = Signal(signed(PHASE_BITS + 3))
         p0_minus_period2 = Signal(signed(PHASE_BITS + 3))
-        slot_before2, slot_after2 = Signal(SLOT_BITS), Signal(SLOT_BITS)
         start2 = {w: Signal(PHASE_BITS, name=f"{w}_start2") for w in start1}
         end2 = {w: Signal(PHASE_BITS + 1, name=f"{w}_end2") for w in start1}
         bad_phase2 = Signal()
         m.d.sync += [p0_2.eq(phase1 - delay1), bad_phase2.eq(valid1 & (phase1 >= period1)),
                      p0_plus_period2.eq(phase_plus_period1 - delay1),
-                     p0_minus_period2.eq(phase_minus_period1 - delay1),
-                     slot_before2.eq(slot1 - 1), slot_after2.eq(slot1 + 1)]
+                     p0_minus_period2.eq(phase_minus_period1 - delay1)]
         for w in start1:
             m.d.sync += [start2[w].eq(start1[w]), end2[w].eq(start1[w] + width1[w])]
         valid2, slot2, channel2, role2, period2 = (
@@ -172,17 +170,19 @@ class Classifier(wiring.Component):
                                                     (period1, "period")))
 
         # Stage 3: one correction by a slot period when p0 left [0, P): p0 < 0 and
-        # p0 − P >= 0 are sign bits of stage 2's registers.
+        # p0 − P >= 0 are sign bits of stage 2's registers. The slot moves by the same: one
+        # adder whose operand (−1, 0 or +1) those two bits give.
         under = p0_2[-1]
         over = ~p0_minus_period2[-1]
         p3 = Signal(PHASE_BITS)
         slot3 = Signal(SLOT_BITS)
+        m.d.sync += slot3.eq(slot2 + Mux(under, -1, Mux(over, 1, 0)))
         with m.If(under):
-            m.d.sync += [p3.eq(p0_plus_period2), slot3.eq(slot_before2)]
+            m.d.sync += p3.eq(p0_plus_period2)
         with m.Elif(over):
-            m.d.sync += [p3.eq(p0_minus_period2), slot3.eq(slot_after2)]
+            m.d.sync += p3.eq(p0_minus_period2)
         with m.Else():
-            m.d.sync += [p3.eq(p0_2), slot3.eq(slot2)]
+            m.d.sync += p3.eq(p0_2)
         start3 = {w: _delayed(m, s, 1, f"{w}_start") for w, s in start2.items()}
         end3 = {w: _delayed(m, s, 1, f"{w}_end") for w, s in end2.items()}
         valid3, channel3, period3 = (

@@ -216,22 +216,27 @@ class SlotMapper(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         valid, slot, total, chan = self.i_valid, self.i_slot, self.i_sum, self.i_channel
+        # The slot rides along unchanged; the moves are counted (-2..2) and added once, in the
+        # last stage: one 48-bit adder instead of an increment, a decrement and a choice per
+        # stage.
+        moves = Const(0, signed(3))
         for stage in range(2):
             v = Signal(name=f"valid{stage}")
             s = Signal(SLOT_BITS, name=f"slot{stage}")
             x = Signal(signed(PHASE_SUM_WIDTH), name=f"sum{stage}")
+            d = Signal(signed(3), name=f"moves{stage}")
             ch = Signal.like(chan, name=f"channel{stage}")
-            m.d.sync += [v.eq(valid), ch.eq(chan)]
+            m.d.sync += [v.eq(valid), ch.eq(chan), s.eq(slot)]
             with m.If(total < 0):
-                m.d.sync += [s.eq(slot - 1), x.eq(total + self.wrap_int)]
+                m.d.sync += [d.eq(moves - 1), x.eq(total + self.wrap_int)]
             with m.Elif(total >= self.wrap_int):
-                m.d.sync += [s.eq(slot + 1), x.eq(total - self.wrap_int)]
+                m.d.sync += [d.eq(moves + 1), x.eq(total - self.wrap_int)]
             with m.Else():
-                m.d.sync += [s.eq(slot), x.eq(total)]
-            valid, slot, total, chan = v, s, x, ch
+                m.d.sync += [d.eq(moves), x.eq(total)]
+            valid, slot, total, moves, chan = v, s, x, d, ch
         inside = Signal()
         m.d.comb += inside.eq((total >= 0) & (total < self.wrap_int))
         m.d.sync += [self.o_valid.eq(valid & inside), self.range_error.eq(valid & ~inside),
-                     self.o_slot.eq(slot), self.o_channel.eq(chan),
+                     self.o_slot.eq(slot + moves), self.o_channel.eq(chan),
                      self.o_phase.eq(total[CAL_FRAC_BITS:])]
         return m
