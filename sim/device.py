@@ -74,6 +74,12 @@ class VerilatorDevice(Device):
         self.cycles_clocked = 0
         self.skips = 0
         self.skip_min = 0              # > 0: skip idle spans of at least this many cycles
+        # feed_events drives only the words that hold a hit (delay-line front end: _hit_words);
+        # the newest word fed on each channel, and its newest sample, for the next chunk
+        self.hits_only = config.frontend == "delay_line"
+        self.words_dropped = 0
+        self._last_cycle = np.full(config.n_channels, -2, np.int64)
+        self._last_high = np.zeros(config.n_channels, bool)
 
     def read32(self, offset: int) -> int:
         try:
@@ -175,11 +181,56 @@ class VerilatorDevice(Device):
             else:
                 now, pending = pending, None
                 end = int(now.cycle[-1]) + 1 if len(now) else self.model.cycle
+            if self.hits_only:
+                now = self._hit_words(now)
             cycles += self.feed(now, max(0, end - self.model.cycle), ready_percent=ready_percent,
                                 seed=seed, drain=drain and pending is None).cycles
             if pending is None:
                 break
         return cycles
+
+    def _hit_words(self, words: SampleWords) -> SampleWords:
+        """The words of ``words`` that hold a hit, for the delay-line front end.
+
+        There a word is a hit exactly when its newest sample is high and the newest sample of
+        the channel's word in the cycle before is low (:func:`tbqkd.hdl.golden.encode_words`),
+        and no other use of the words in the core depends on more than that. So a word that is
+        not a hit changes nothing but the next cycle's hit test, which can only turn a hit off;
+        and the cycle before a hit holds no word or one whose newest sample is low, which a
+        word left out (all zeros) reproduces. Leaving out the words that are not hits (the
+        rest of every pulse) therefore gives the same tags, counts and records, and lets idle
+        skipping start right after a pulse's first word (a record in flight at a skip may leave
+        its framer at another cycle, as with any skip). The test uses the words as generated,
+        including the newest word of each channel from the chunk before.
+        """
+        if len(words) and words.channel.max() >= self.config.n_channels:
+            # the model ignores words of channels it does not have; so does the test below
+            valid = words.channel < self.config.n_channels
+            words = SampleWords(words.cycle[valid], words.channel[valid], words.lanes[valid],
+                                words.width)
+        if not len(words):
+            return words
+        if self._last_cycle.max() >= self.model.cycle:      # the counter was set back
+            self._last_cycle[:] = -2
+        lane, bit = divmod(words.width - 1, 64)
+        high = ((words.lanes[:, lane] >> np.uint64(bit)) & np.uint64(1)).astype(bool)
+        channel = words.channel.astype(np.int64)
+        order = np.lexsort((words.cycle, channel))          # by channel, then cycle
+        cycle, channel, high = words.cycle[order], channel[order], high[order]
+        first = np.ones(len(order), bool)
+        first[1:] = channel[1:] != channel[:-1]
+        last = np.ones(len(order), bool)
+        last[:-1] = first[1:]
+        prev_cycle, prev_high = np.roll(cycle, 1), np.roll(high, 1)
+        prev_cycle[first] = self._last_cycle[channel[first]]
+        prev_high[first] = self._last_high[channel[first]]
+        hit = high & ~((prev_cycle == cycle - 1) & prev_high)
+        self._last_cycle[channel[last]] = cycle[last]
+        self._last_high[channel[last]] = high[last]
+        keep = np.zeros(len(order), bool)
+        keep[order] = hit
+        self.words_dropped += int(len(keep) - keep.sum())
+        return SampleWords(words.cycle[keep], words.channel[keep], words.lanes[keep], words.width)
 
     def close(self) -> None:
         self.model.close()

@@ -48,6 +48,16 @@ def line_rate_times(start: int, cycles: int, rng) -> tuple[np.ndarray, np.ndarra
     return t, (k % n).astype(np.uint8)
 
 
+def assert_tags_equal(tagger, got, want) -> None:
+    """The core's tags (decoded) and per-channel counters equal the golden tagger's."""
+    assert np.array_equal(got["timestamp"], want.timestamp)
+    assert np.array_equal(got["channel"], want.channel)
+    assert np.array_equal(got["code"].astype(np.int64), want.code)
+    for c in range(CONFIG.n_channels):
+        counters = tagger.counters(c)
+        assert (counters.events, counters.suppressed) == (want.events[c], want.suppressed[c])
+
+
 def test_identity_and_mismatch(device):
     device.check_identity()
     other = VerilatorDevice(device.model, TaggerConfig(n_channels=6))
@@ -83,12 +93,34 @@ def test_random_events_equal_golden(device, setup):
     device.feed(words, int(words.cycle[-1] - device.model.cycle) + 1, drain=True)
     got = decode_tags(device.read_stream())
     want = TaggerModel(CONFIG, settings).run(words)
-    assert np.array_equal(got["timestamp"], want.timestamp)
-    assert np.array_equal(got["channel"], want.channel)
-    assert np.array_equal(got["code"].astype(np.int64), want.code)
-    for c in range(CONFIG.n_channels):
-        counters = tagger.counters(c)
-        assert (counters.events, counters.suppressed) == (want.events[c], want.suppressed[c])
+    assert_tags_equal(tagger, got, want)
+
+
+def test_feeding_only_hit_words_equals_golden_on_all_words(device, setup):
+    """feed_events drives only the words that hold a hit (delay-line front end); the tags and
+    counters equal the golden tagger's on every word, with pulses that pile up on one channel
+    (the next click within the last one's pulse, or right after it) and chunks whose last
+    pulse reaches into the next chunk."""
+    assert device.hits_only
+    tagger, frontend, settings = setup
+    rng = np.random.default_rng(24)
+    period = float(CONFIG.period_ps)
+    start = device.model.cycle + 16
+    t = np.sort(rng.uniform(start, start + 8_000, 3000) * period)
+    close = t[::5] + rng.uniform(0.3, 4.0, len(t[::5])) * period    # within or just after
+    t = np.concatenate([t, close])
+    ch = np.concatenate([rng.integers(0, CONFIG.n_channels, 3000),
+                         rng.integers(0, CONFIG.n_channels, len(close))])
+    ch[3000:] = ch[:3000:5]                                         # on the same channel
+    order = np.argsort(t, kind="stable")
+    t, ch = t[order].astype(np.int64), ch[order].astype(np.uint8)
+    dropped_before = device.words_dropped
+    device.feed_events(frontend, t, ch, chunk=500)
+    got = decode_tags(device.read_stream())
+    want = TaggerModel(CONFIG, settings).run(frontend.words(t, ch))
+    assert device.words_dropped - dropped_before > len(t)       # most of every pulse
+    assert want.suppressed.sum() > 100                          # clicks in the dead time
+    assert_tags_equal(tagger, got, want)
 
 
 def test_line_rate_zero_loss(device, setup):
