@@ -107,11 +107,10 @@ def test_feeding_only_hit_words_equals_golden_on_all_words(device, setup):
     period = float(CONFIG.period_ps)
     start = device.model.cycle + 16
     t = np.sort(rng.uniform(start, start + 8_000, 3000) * period)
-    close = t[::5] + rng.uniform(0.3, 4.0, len(t[::5])) * period    # within or just after
-    t = np.concatenate([t, close])
-    ch = np.concatenate([rng.integers(0, CONFIG.n_channels, 3000),
-                         rng.integers(0, CONFIG.n_channels, len(close))])
-    ch[3000:] = ch[:3000:5]                                         # on the same channel
+    ch = rng.integers(0, CONFIG.n_channels, len(t))
+    # every fifth click followed on its channel within its pulse or just after it
+    close = t[::5] + rng.uniform(0.3, 4.0, len(t[::5])) * period
+    t, ch = np.concatenate([t, close]), np.concatenate([ch, ch[::5]])
     order = np.argsort(t, kind="stable")
     t, ch = t[order].astype(np.int64), ch[order].astype(np.uint8)
     dropped_before = device.words_dropped
