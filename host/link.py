@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import zlib
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from .feedback import PhaseController
 from .keystore import KeyStore
 from .protocol import Message, ProtocolError, deliver_until_quiet, pack_bits, unpack_bits
 from .receiver import ReceiverInterface
+from .slot_code import pack_slots, unpack_slots
 from .slot_sync import (
     STATE_BASIS,
     STATE_BIT,
@@ -146,30 +146,7 @@ class Station(ABC):
         """Bob's time (core time base, ps) at link time 0."""
 
 
-# --- wire encoding of the sifting batches -------------------------------------------------
-def _pack_slots(slots: np.ndarray) -> tuple[int, bytes]:
-    slots = np.asarray(slots, dtype=np.int64)
-    if slots.size == 0:
-        return 0, b""
-    deltas = np.diff(slots, prepend=slots[0]).astype("<u8")
-    return int(slots[0]), zlib.compress(deltas.tobytes(), 1)
-
-
-def _unpack_slots(first: int, data: bytes, count: int) -> np.ndarray:
-    if count == 0:
-        return np.zeros(0, np.int64)
-    inflate = zlib.decompressobj()
-    try:                                    # at most what ``count`` says: no zip bombs
-        raw = inflate.decompress(data, 8 * count)
-    except zlib.error as error:
-        raise ProtocolError(f"announce slots do not decompress: {error}") from None
-    if inflate.unconsumed_tail or not inflate.eof:
-        raise ProtocolError(f"announce carries more than the {count} slots it says")
-    if len(raw) != 8 * count:
-        raise ProtocolError(f"announce carries {len(raw) // 8} slots, says {count}")
-    return first + np.cumsum(np.frombuffer(raw, "<u8").astype(np.int64))
-
-
+# --- wire encoding of the sifting batches (slots: tbqkd.host.slot_code) -------------------
 def _bases(data: bytes, count: int) -> np.ndarray:
     if len(data) != -(-count // 8):
         raise ProtocolError(f"{len(data)} basis bytes for {count} slots")
@@ -257,7 +234,7 @@ class AliceNode(_Node):
     def _sync(self, message: Message) -> bytes:
         """Find the slot offset from Bob's sample; until one is found, announcements fail."""
         count = message["count"]
-        slots = _unpack_slots(message["first_slot"], message["slots"], count)
+        slots = unpack_slots(message["first_slot"], message["slots"], count)
         bits = _bases(message["bits"], count)
         try:
             result = find_slot_offset(self._states, slots, bits,
@@ -286,7 +263,7 @@ class AliceNode(_Node):
         batch, count = message["batch"], message["count"]
         if batch != self._next_batch:
             raise ProtocolError(f"announce of batch {batch}, expected {self._next_batch}")
-        slots = _unpack_slots(message["first_slot"], message["slots"], count)
+        slots = unpack_slots(message["first_slot"], message["slots"], count)
         bob_basis = _bases(message["bases"], count)
         states = np.asarray(self._states(slots + self._slot_offset), dtype=np.int64)
         if states.shape != slots.shape or ((states < 0) | (states > 3)).any():
@@ -395,7 +372,7 @@ class BobNode(_Node):
         """The frames that open the link: the nominal slot offset, the sample Alice finds the
         true one with (:mod:`tbqkd.host.slot_sync`) and the QBER estimate."""
         sample = self._sync_sample
-        first, packed = _pack_slots(sample.slots)
+        first, packed = pack_slots(sample.slots)
         return [self.channel.seal({"type": "sync", "slot_offset": int(self._slot_offset),
                                    "divider": self.settings.divider,
                                    "search": self.settings.sync_search,
@@ -450,7 +427,7 @@ class BobNode(_Node):
             "x_errors": self.totals.x_errors - before[2],
             "phase_rad": step.true_phase_rad,
         }
-        first, packed = _pack_slots(slots)
+        first, packed = pack_slots(slots)
         return [self.channel.seal({"type": "announce", "batch": batch, "count": int(slots.size),
                                    "first_slot": first, "slots": packed,
                                    "bases": pack_bits(self._batches[batch].basis)},

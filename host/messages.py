@@ -33,10 +33,11 @@ __all__ = ["WIRE_VERSION", "MAX_FRAME_BYTES", "HEADER_BYTES", "TAG_BYTES", "MESS
            "MessageError", "Frame", "validate_message", "encode_body", "decode_body",
            "pack_frame", "unpack_frame"]
 
-WIRE_VERSION = 4   # 2: link messages (sync, announce, answer, block_ready), deferred tags;
+WIRE_VERSION = 5   # 2: link messages (sync, announce, answer, block_ready), deferred tags;
                    # 3: slot synchronisation by a public sample (sync, sync_result);
                    # 4: LDPC rescue steps (ldpc_syndromes: rescue_steps, rescue_checks;
-                   #    ldpc_status: target_counts, targets)
+                   #    ldpc_status: target_counts, targets);
+                   # 5: announced slots Rice-coded instead of zlib (tbqkd.host.slot_code)
 MAX_FRAME_BYTES = 64 * 2**20
 MAX_STR_BYTES = 1024
 MAGIC = b"TQ"
@@ -71,8 +72,8 @@ MESSAGE_TYPES: dict[str, dict[str, type]] = {
     # the reason; the comparisons and disagreements at that offset.
     "sync_result": {"found": bool, "slot_offset": int, "compared": int, "errors": int,
                     "reason": str},
-    # Bob -> Alice: the detections of one batch: slots (uint64 little-endian deltas from
-    # ``first_slot``, zlib-compressed) and bases (packed bits, 1 = X).
+    # Bob -> Alice: the detections of one batch: slots (differences from ``first_slot``,
+    # Rice-coded: tbqkd.host.slot_code) and bases (packed bits, 1 = X).
     "announce": {"batch": int, "count": int, "first_slot": int, "slots": bytes,
                  "bases": bytes},
     # Alice -> Bob: Alice's basis for every announced slot of the batch (packed bits, 1 = X).

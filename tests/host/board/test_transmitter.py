@@ -30,8 +30,9 @@ from tbqkd.hdl.tx_registers import TX_COUNTERS
 from tbqkd.host.auth import AuthenticatedChannel
 from tbqkd.host.device import DeviceError, DeviceMismatch
 from tbqkd.host.distill import DistillConfig
-from tbqkd.host.link import STATE_BASIS, AliceNode, _pack_slots
+from tbqkd.host.link import STATE_BASIS, AliceNode
 from tbqkd.host.protocol import ProtocolError, pack_bits, unpack_bits
+from tbqkd.host.slot_code import pack_slots
 from tbqkd.host.transmitter import (
     OS_RANDOM_WARNING,
     AliceTransmitter,
@@ -301,7 +302,7 @@ def test_alice_node_refuses_a_batch_with_an_empty_slot_and_answers_a_good_one(tm
                       sync_min_compared=20)
     z_slots = np.flatnonzero((sent == 0) | (sent == 1))
     z_slots = z_slots[z_slots >= 64][:40]
-    first, packed = _pack_slots(z_slots - 64)          # Bob's numbering: one divider behind
+    first, packed = pack_slots(z_slots - 64)          # Bob's numbering: one divider behind
     (result,) = alice.receive(bob.seal({
         "type": "sync", "slot_offset": 0, "divider": 64, "search": 2, "qber_estimate": 0.0,
         "count": int(z_slots.size), "first_slot": first, "slots": packed,
@@ -310,7 +311,7 @@ def test_alice_node_refuses_a_batch_with_an_empty_slot_and_answers_a_good_one(tm
     assert result["found"] and result["slot_offset"] == 64 and result["errors"] == 0
 
     def announce(batch: int, slots: np.ndarray) -> dict:
-        first, packed = _pack_slots(slots - 64)
+        first, packed = pack_slots(slots - 64)
         frame = bob.seal({"type": "announce", "batch": batch, "count": int(slots.size),
                           "first_slot": first, "slots": packed,
                           "bases": pack_bits(np.zeros(slots.size, np.uint8))}, deferred=True)

@@ -86,21 +86,3 @@ def test_bad_addresses_are_refused(text):
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_address(text)
     assert parse_address("127.0.0.1:7000") == ("127.0.0.1", 7000)
-
-
-def test_announced_slots_decode_only_what_they_claim():
-    import zlib
-
-    import numpy as np
-    from tbqkd.host.link import _pack_slots, _unpack_slots
-
-    slots = np.array([5, 9, 70_000, 70_001, 2**47], np.int64)
-    first, packed = _pack_slots(slots)
-    assert np.array_equal(_unpack_slots(first, packed, slots.size), slots)
-    bomb = zlib.compress(bytes(8 * 10**6))            # 8 MB of zeros in a few kB
-    with pytest.raises(ProtocolError, match="more than the 3 slots"):
-        _unpack_slots(0, bomb, 3)
-    with pytest.raises(ProtocolError, match="carries 4 slots, says 5"):
-        _unpack_slots(0, zlib.compress(bytes(32)), 5)
-    with pytest.raises(ProtocolError, match="do not decompress"):
-        _unpack_slots(0, b"not zlib", 2)
