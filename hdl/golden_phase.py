@@ -267,6 +267,22 @@ class SpiDacModel:
         if self.count < 0:               # out of reset: in the SYNC high time
             self.count = self.sync_high_cycles - 1
 
+    def wait(self, cycles: int) -> int:
+        """Let up to ``cycles`` cycles pass in which only a countdown runs; return how many.
+
+        Exactly what :meth:`step` without a write and with the configuration inputs of the
+        cycle before (``**self.config``) does in those cycles: the count goes down, ``done``
+        drops, nothing else changes. Stops (returning fewer) where a step would do more: at
+        the end of a count, or when idle (then the caller knows nothing will change either,
+        unless a write is pending).
+        """
+        if cycles <= 0 or self.count == 0 or self.phase == _Phase.IDLE:
+            return 0
+        skip = min(cycles, self.count)
+        self.count -= skip
+        self.done = 0
+        return skip
+
     def step(self, *, write: int = 0, value: int = 0, frame_bits: int = 24, prefix: int = 0,
              suffix_bits: int = 0, suffix: int = 0, clock_div: int = 1,
              cpol: int = 0) -> SpiDacOutputs:

@@ -1153,9 +1153,13 @@ class ModelDevice(Device):
         inputs = self._dac_inputs()
         while self._dac_cycle < cycle:
             d = self._dac
-            if d.phase == 0 and not d.pending and d.config == inputs:
-                self._dac_cycle = cycle          # idle with settled inputs: nothing changes
-                return
+            if d.config == inputs:               # settled inputs: skip what only counts down
+                if d.phase == 0 and not d.pending:
+                    self._dac_cycle = cycle      # idle: nothing changes
+                    return
+                self._dac_cycle += d.wait(cycle - self._dac_cycle)
+                if self._dac_cycle == cycle:
+                    return
             self._dac_step()
 
     def dac(self) -> tuple[int, int, int]:

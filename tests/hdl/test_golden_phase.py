@@ -245,6 +245,38 @@ def test_dac_write_before_safe_write_replaces_it():
     assert dec.values == [0x0123] and model.writes == 1
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_dac_wait_skips_exactly_what_steps_do(seed):
+    """``wait`` (the model backend's fast-forward) leaves the model in the state the same
+    cycles of ``step`` reach: random writes, configuration changes and dividers."""
+    rng = np.random.default_rng(seed)
+    stepped, waited = SpiDacModel(), SpiDacModel()
+    config = dict(FRAMINGS["ad5686"][1], clock_div=3, cpol=0)
+    cycle = 0
+    while cycle < 20_000:
+        if rng.random() < 0.02:
+            config = dict(FRAMINGS[str(rng.choice(list(FRAMINGS)))][1],
+                          clock_div=int(rng.integers(0, 9)), cpol=int(rng.integers(0, 2)))
+        write = int(rng.random() < 0.5)
+        value = int(rng.integers(0, 1 << 16))
+        stepped.step(write=write, value=value, **config)
+        waited.step(write=write, value=value, **config)
+        cycle += 1
+        span = int(rng.integers(1, 200))
+        for _ in range(span):
+            stepped.step(**config)
+        done = 0
+        while done < span:
+            skipped = waited.wait(span - done)
+            if not skipped:
+                waited.step(**config)
+                skipped = 1
+            done += skipped
+        cycle += span
+        assert vars(waited) == vars(stepped), f"cycle {cycle}"
+    assert stepped.writes > 10
+
+
 def test_dac_rejects_bad_framing():
     model = SpiDacModel()
     pins = run_dac(model, 300, {}, frame_bits=33, clock_div=3)
