@@ -163,14 +163,14 @@ def unpack_slots(first: int, body: bytes, count: int) -> np.ndarray:
     """
     if count == 0:
         if body:
-            raise ProtocolError(f"announce carries {len(body)} slot bytes for 0 slots")
+            raise ProtocolError(f"slot list: {len(body)} bytes for 0 slots")
         return np.zeros(0, np.int64)
     # every value takes at least one bit: refuse before allocating what the body cannot hold
     if count < 0 or not body or count > 8 * (len(body) - 1):
-        raise ProtocolError(f"announce slots: {len(body)} bytes cannot hold {count} slots")
+        raise ProtocolError(f"slot list: {len(body)} bytes cannot hold {count} slots")
     out = np.empty(count, np.uint64)
     status = _decode(np.frombuffer(body, np.uint8), count, out)
     if status:
-        raise ProtocolError("announce slots: " + _ERRORS[status].format(max_k=MAX_K,
+        raise ProtocolError("slot list: " + _ERRORS[status].format(max_k=MAX_K,
                                                                        count=count))
     return first + np.cumsum(out.view(np.int64))
