@@ -159,8 +159,11 @@ def unpack_slots(first: int, body: bytes, count: int) -> np.ndarray:
     Raises
     ------
     ProtocolError
-        If the body does not hold exactly ``count`` slots in this code.
+        If the body does not hold exactly ``count`` slots in this code, or ``first`` is not
+        an int64.
     """
+    if not -2**63 <= first < 2**63:
+        raise ProtocolError(f"slot list: first slot {first} is not a 64-bit signed integer")
     if count == 0:
         if body:
             raise ProtocolError(f"slot list: {len(body)} bytes for 0 slots")

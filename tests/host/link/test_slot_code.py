@@ -80,3 +80,11 @@ def test_a_nonzero_pad_is_refused():
     assert bits > used
     with pytest.raises(ProtocolError, match="non-zero pad"):
         unpack_slots(0, body[:-1] + bytes([body[-1] | 1]), 3)
+
+
+@pytest.mark.parametrize("first", [2**63, -2**63 - 1, 2**64 - 1])
+def test_a_first_slot_beyond_int64_is_refused(first):
+    body = _body([1, 2, 3])
+    assert unpack_slots(2**63 - 1, body, 3)[0] == 2**63 - 1      # the edge itself is fine
+    with pytest.raises(ProtocolError, match="first slot"):
+        unpack_slots(first, body, 3)
